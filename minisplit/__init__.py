@@ -1,0 +1,29 @@
+"""minisplit: Splitting Steepest Descent in plain NumPy.
+
+Grow small, accurate networks by splitting neurons along the eigenvector of
+their splitting matrix; every derivative is written by hand and checked by
+finite differences (:mod:`minisplit.gradcheck`).
+"""
+
+from minisplit import gradcheck
+from minisplit.activations import ACTIVATIONS, get_activation
+from minisplit.layers import Dense, Layer
+from minisplit.losses import LOSSES, get_loss
+from minisplit.network import MAX_HESSIAN_PARAMS, Network, flatten, mlp, unflatten
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ACTIVATIONS",
+    "LOSSES",
+    "MAX_HESSIAN_PARAMS",
+    "Dense",
+    "Layer",
+    "Network",
+    "flatten",
+    "get_activation",
+    "get_loss",
+    "gradcheck",
+    "mlp",
+    "unflatten",
+]

@@ -1,0 +1,196 @@
+"""Activations: value, first and second derivative side by side.
+
+Each activation is a triple of element-wise functions ``(f, df, d2f)`` of the
+pre-activation ``z``. The second derivative is what the splitting matrix of a
+neuron is made of (``S = sum_n g_n f''(z_n) h_n h_n^T``), so it is as much part
+of an activation as its value.
+
+All functions are numerically stable for ``|z|`` up to 1e3 and beyond: the
+logistic function is computed from ``exp(-|z|)``, softplus as
+``max(z, 0) + log1p(exp(-|z|))``, so no overflow warning is raised.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+Array = np.ndarray
+
+
+def sigmoid(z: Array) -> Array:
+    """Logistic function s(z) = 1 / (1 + exp(-z)), stable for any float z."""
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+# identity: f = z, f' = 1, f'' = 0
+def _identity(z):
+    return z.copy()
+
+
+def _identity_d1(z):
+    return np.ones_like(z)
+
+
+def _identity_d2(z):
+    return np.zeros_like(z)
+
+
+# tanh: t = tanh z, f' = 1 - t^2, f'' = -2 t (1 - t^2)
+def _tanh_d1(z):
+    t = np.tanh(z)
+    return 1.0 - t * t
+
+
+def _tanh_d2(z):
+    t = np.tanh(z)
+    return -2.0 * t * (1.0 - t * t)
+
+
+# sigmoid: s = sigmoid z, f' = s (1 - s), f'' = s (1 - s)(1 - 2 s)
+def _sigmoid_d1(z):
+    s = sigmoid(z)
+    return s * (1.0 - s)
+
+
+def _sigmoid_d2(z):
+    s = sigmoid(z)
+    return s * (1.0 - s) * (1.0 - 2.0 * s)
+
+
+# softplus: f = log(1 + e^z), f' = s, f'' = s (1 - s)
+def _softplus(z):
+    return np.maximum(z, 0.0) + np.log1p(np.exp(-np.abs(z)))
+
+
+# swish (SiLU): f = z s, f' = s + z s (1 - s), f'' = 2 s (1 - s) + z s (1 - s)(1 - 2 s)
+def _swish(z):
+    return z * sigmoid(z)
+
+
+def _swish_d1(z):
+    s = sigmoid(z)
+    return s + z * s * (1.0 - s)
+
+
+def _swish_d2(z):
+    s = sigmoid(z)
+    return 2.0 * s * (1.0 - s) + z * s * (1.0 - s) * (1.0 - 2.0 * s)
+
+
+# gaussian: f = exp(-z^2/2), f' = -z f, f'' = (z^2 - 1) f
+def _gaussian(z):
+    return np.exp(-0.5 * z * z)
+
+
+def _gaussian_d1(z):
+    return -z * np.exp(-0.5 * z * z)
+
+
+def _gaussian_d2(z):
+    return (z * z - 1.0) * np.exp(-0.5 * z * z)
+
+
+# relu: f = max(z, 0), f' = 1[z > 0], f'' = 0 (almost everywhere; undefined at the kink)
+def _relu(z):
+    return np.maximum(z, 0.0)
+
+
+def _relu_d1(z):
+    return (z > 0).astype(z.dtype)
+
+
+def _relu_d2(z):
+    return np.zeros_like(z)
+
+
+@dataclass(frozen=True)
+class Activation:
+    """An element-wise activation with its first and second derivative.
+
+    Parameters
+    ----------
+    name : str
+        The registry name (``"tanh"``, ``"softplus"``, ...).
+    f, df, d2f : callable
+        ``z -> f(z)``, ``z -> f'(z)``, ``z -> f''(z)``, each mapping an array to
+        an array of the same shape.
+    flat_curvature : bool
+        True when ``f'' = 0`` almost everywhere (identity, relu): such a neuron
+        has a zero splitting matrix, so splitting cannot see it.
+    """
+
+    name: str
+    f: Callable[[Array], Array]
+    df: Callable[[Array], Array]
+    d2f: Callable[[Array], Array]
+    flat_curvature: bool = False
+
+
+ACTIVATIONS: dict[str, Activation] = {
+    a.name: a
+    for a in (
+        Activation("identity", _identity, _identity_d1, _identity_d2, flat_curvature=True),
+        Activation("tanh", np.tanh, _tanh_d1, _tanh_d2),
+        Activation("sigmoid", sigmoid, _sigmoid_d1, _sigmoid_d2),
+        Activation("softplus", _softplus, sigmoid, _sigmoid_d1),
+        Activation("swish", _swish, _swish_d1, _swish_d2),
+        Activation("gaussian", _gaussian, _gaussian_d1, _gaussian_d2),
+        Activation("relu", _relu, _relu_d1, _relu_d2, flat_curvature=True),
+    )
+}
+
+
+def get_activation(name: str | Activation) -> Activation:
+    """Look up an activation by name (or pass an :class:`Activation` through).
+
+    Raises
+    ------
+    ValueError
+        For an unknown name, listing the known ones.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> act = get_activation("tanh")
+    >>> float(act.d2f(np.array(0.0)))
+    -0.0
+    """
+    if isinstance(name, Activation):
+        return name
+    if not isinstance(name, str) or name not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {name!r}")
+    return ACTIVATIONS[name]
+
+
+def softplus_surrogate_d2(beta: float = 3.0) -> Callable[[Array], Array]:
+    """Curvature surrogate for ReLU: the second derivative of softplus with sharpness beta.
+
+    ``softplus_beta(z) = log(1 + exp(beta z)) / beta`` tends to ``relu(z)`` as
+    ``beta -> inf``; its second derivative ``beta s (1 - s)`` with
+    ``s = sigmoid(beta z)`` is what the authors' code puts in place of ReLU's
+    zero curvature when computing splitting matrices. It is an explicit,
+    documented approximation: the true ``relu''`` is zero.
+
+    Parameters
+    ----------
+    beta : float
+        Sharpness, > 0 (the authors use 3).
+
+    Returns
+    -------
+    callable
+        ``z -> beta * s * (1 - s)`` with ``s = sigmoid(beta * z)``.
+    """
+    beta = float(beta)
+    if not np.isfinite(beta) or beta <= 0:
+        raise ValueError(f"beta must be a positive finite number, got {beta}")
+
+    def d2f(z: Array) -> Array:
+        s = sigmoid(beta * z)
+        return beta * s * (1.0 - s)
+
+    return d2f

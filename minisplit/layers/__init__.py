@@ -1,0 +1,6 @@
+"""Layers: each knows its forward, backward and R-operator (see ``base``)."""
+
+from minisplit.layers.base import Layer
+from minisplit.layers.dense import Dense
+
+__all__ = ["Layer", "Dense"]

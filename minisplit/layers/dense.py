@@ -1,0 +1,103 @@
+"""Dense (fully connected) layer: A = f(Z), Z = X W^T + b.
+
+Row i of ``W`` (n_out, n_in) together with ``b[i]`` is neuron i.
+See the module docstring of :mod:`minisplit.layers.base` for the naming.
+
+Derivation (docs/derivatives.md, section "Dense"):
+
+forward      Z = X W^T + b                       A = f(Z)
+backward     dZ = f'(Z) * dA     dW = dZ^T X     db = sum_n dZ     dX = dZ W
+R-forward    R_Z = R_X W^T + X V_W^T + v_b       R_A = f'(Z) * R_Z
+R-backward   R_dZ = f''(Z) * R_Z * dA + f'(Z) * R_dA
+             R_dW = R_dZ^T X + dZ^T R_X          R_db = sum_n R_dZ
+             R_dX = R_dZ W + dZ V_W
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minisplit._validate import check_positive_int, make_rng
+from minisplit.activations import get_activation
+from minisplit.layers.base import Layer
+
+
+class Dense(Layer):
+    """Fully connected layer ``A = f(X W^T + b)``.
+
+    Parameters
+    ----------
+    n_in, n_out : int
+        Fan-in and number of neurons, both > 0.
+    activation : str
+        One of :data:`minisplit.activations.ACTIVATIONS` (default ``"tanh"``).
+    seed : int, Generator or None
+        Initialisation: ``W ~ N(0, 1/n_in)``, ``b = 0``.
+
+    Attributes
+    ----------
+    W : ndarray (n_out, n_in)
+        Row i is neuron i's incoming weights.
+    b : ndarray (n_out,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> layer = Dense(3, 2, activation="tanh", seed=0)
+    >>> A, cache = layer.forward(np.ones((4, 3)))
+    >>> A.shape
+    (4, 2)
+    """
+
+    param_names = ("W", "b")
+
+    def __init__(self, n_in, n_out, activation="tanh", seed=None):
+        self.n_in = check_positive_int(n_in, "n_in")
+        self.n_out = check_positive_int(n_out, "n_out")
+        self.act = get_activation(activation)
+        rng = make_rng(seed)
+        self.W = rng.normal(0.0, 1.0 / np.sqrt(self.n_in), size=(self.n_out, self.n_in))
+        self.b = np.zeros(self.n_out)
+
+    def config(self) -> dict:
+        return {"n_in": self.n_in, "n_out": self.n_out, "activation": self.act.name}
+
+    def check_input(self, X: np.ndarray) -> None:
+        """Raise ValueError unless X has shape (N, n_in)."""
+        if X.ndim != 2 or X.shape[1] != self.n_in:
+            raise ValueError(f"Dense input must have shape (N, {self.n_in}), got {X.shape}")
+
+    def forward(self, X):
+        Z = X @ self.W.T + self.b  # (N, n_out)
+        return self.act.f(Z), (X, Z)
+
+    def backward(self, dA, cache, need_dX=True):
+        X, Z = cache
+        dZ = self.act.df(Z) * dA  # (N, n_out)
+        dW = dZ.T @ X  # (n_out, n_in)
+        db = dZ.sum(axis=0)  # (n_out,)
+        dX = dZ @ self.W if need_dX else None  # (N, n_in)
+        return dX, [dW, db]
+
+    def r_forward(self, R_X, V, cache):
+        X, Z = cache
+        V_W, v_b = V
+        R_Z = X @ V_W.T + v_b  # (N, n_out)
+        if R_X is not None:
+            R_Z = R_Z + R_X @ self.W.T
+        return self.act.df(Z) * R_Z, (R_X, R_Z)
+
+    def r_backward(self, dA, R_dA, cache, r_cache, V):
+        X, Z = cache
+        R_X, R_Z = r_cache
+        V_W, _ = V
+        df = self.act.df(Z)
+        dZ = df * dA  # (N, n_out)
+        R_dZ = self.act.d2f(Z) * R_Z * dA + df * R_dA  # (N, n_out)
+        R_dW = R_dZ.T @ X  # (n_out, n_in)
+        if R_X is not None:
+            R_dW = R_dW + dZ.T @ R_X
+        R_db = R_dZ.sum(axis=0)  # (n_out,)
+        dX = dZ @ self.W  # (N, n_in)
+        R_dX = R_dZ @ self.W + dZ @ V_W  # (N, n_in)
+        return dX, R_dX, [R_dW, R_db]
