@@ -27,6 +27,38 @@ Methods
     architecture (weights travel separately).
 
 Parameter-free layers (pooling, flatten) have ``param_names = ()``.
+
+Splitting protocol (docs/splitting.md)
+--------------------------------------
+A *neuron layer* (Dense, Conv2d, RBF) owns ``n_neurons`` neurons, each with a
+parameter vector theta_i of length ``neuron_dim`` (Dense and Conv2d:
+``concatenate([W[i].ravel(), [b[i]]])``, bias last; RBF: ``centers[i]``):
+
+``neuron_params() -> (n, d)``
+    A copy of all theta_i as rows.
+``with_neuron_params(theta) -> Layer``
+    A new layer of the same type whose neurons are the rows of ``theta``
+    (n', d); n' may differ from n (new rows are appended neurons).
+``splitting_matrices(dA, cache, d2f=None) -> (n, d, d)``
+    S_i = sum_n g_{n,i} * Hessian_theta of neuron i's output at sample n, with
+    g = dA (1/N already inside). ``d2f`` replaces the activation's second
+    derivative (the documented ReLU surrogate); memory O(n d^2 + chunk d).
+``splitting_matvec(dA, cache, V, d2f=None) -> (n, d)``
+    Row i is S_i V[i], without forming S (matrix-free).
+
+A *reading layer* (Dense, Conv2d) can have the units it reads regrouped:
+
+``input_weights(n_units) -> array (n_units, ...)``
+    A copy of the weights that read each of the ``n_units`` units of the
+    previous neuron layer (Dense: the block of ``n_in // n_units`` columns of
+    unit u, since NCHW flatten keeps a channel's H*W columns together; Conv2d:
+    the input-channel slice ``W[:, u]``).
+``with_input_weights(W_in) -> Layer``
+    A new layer reading ``W_in.shape[0]`` units with these weights.
+
+Layers between a neuron layer and its reader (AvgPool2d, Flatten) keep units
+apart and have ``passes_units = True``. A layer that reads its input
+non-linearly (RBF) is not a reading layer: a split unit cannot feed it.
 """
 
 from __future__ import annotations
@@ -38,6 +70,8 @@ class Layer:
     """Base class: parameter bookkeeping shared by all layers."""
 
     param_names: tuple[str, ...] = ()
+    #: True for parameter-free layers that keep the previous layer's units apart.
+    passes_units: bool = False
 
     @property
     def params(self) -> list[np.ndarray]:
