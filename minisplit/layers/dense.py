@@ -11,6 +11,9 @@ R-forward    R_Z = R_X W^T + X V_W^T + v_b       R_A = f'(Z) * R_Z
 R-backward   R_dZ = f''(Z) * R_Z * dA + f'(Z) * R_dA
              R_dW = R_dZ^T X + dZ^T R_X          R_db = sum_n R_dZ
              R_dX = R_dZ W + dZ V_W
+splitting    theta_i = [W[i], b[i]],  h~ = [x, 1],  a_i = f(theta_i . h~)
+             Hessian_theta a_i = f''(z_i) h~ h~^T
+             S_i = sum_n dA[n, i] f''(Z[n, i]) h~_n h~_n^T     (docs/splitting.md)
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import numpy as np
 
 from minisplit._validate import check_positive_int, make_rng
 from minisplit.activations import get_activation
+from minisplit.layers._outer import weighted_outer_matvec, weighted_outer_sum, with_ones
 from minisplit.layers.base import Layer
 
 
@@ -101,3 +105,52 @@ class Dense(Layer):
         dX = dZ @ self.W  # (N, n_in)
         R_dX = R_dZ @ self.W + dZ @ V_W  # (N, n_in)
         return dX, R_dX, [R_dW, R_db]
+
+    # ---- splitting protocol (docs/splitting.md) -------------------------------------
+
+    @property
+    def n_neurons(self) -> int:
+        return self.n_out
+
+    @property
+    def neuron_dim(self) -> int:
+        return self.n_in + 1
+
+    def neuron_params(self):
+        return np.hstack([self.W, self.b[:, None]])  # (n_out, n_in + 1)
+
+    def with_neuron_params(self, theta):
+        theta = np.asarray(theta, dtype=np.float64)
+        if theta.ndim != 2 or theta.shape[1] != self.n_in + 1 or theta.shape[0] == 0:
+            raise ValueError(f"theta must have shape (n, {self.n_in + 1}), got {theta.shape}")
+        return self._with(theta[:, :-1], theta[:, -1])
+
+    def splitting_matrices(self, dA, cache, d2f=None):
+        X, Z = cache
+        C = dA * (d2f or self.act.d2f)(Z)  # (N, n_out)
+        return weighted_outer_sum(with_ones(X), C)
+
+    def splitting_matvec(self, dA, cache, V, d2f=None):
+        X, Z = cache
+        C = dA * (d2f or self.act.d2f)(Z)  # (N, n_out)
+        return weighted_outer_matvec(with_ones(X), C, V)
+
+    def input_weights(self, n_units):
+        if self.n_in % n_units:
+            raise ValueError(f"Dense with n_in={self.n_in} cannot read {n_units} equal units")
+        block = self.n_in // n_units
+        return self.W.reshape(self.n_out, n_units, block).transpose(1, 0, 2).copy()
+
+    def with_input_weights(self, W_in):
+        n_units, n_out, block = W_in.shape
+        if n_out != self.n_out:
+            raise ValueError(f"W_in must have shape (units, {self.n_out}, block), got {W_in.shape}")
+        return self._with(W_in.transpose(1, 0, 2).reshape(n_out, n_units * block), self.b)
+
+    def _with(self, W, b):
+        """A Dense layer of this activation with the given (copied) W and b."""
+        new = Dense.__new__(Dense)
+        new.n_out, new.n_in = W.shape
+        new.act = self.act
+        new.W, new.b = np.array(W, dtype=np.float64), np.array(b, dtype=np.float64)
+        return new
