@@ -5,11 +5,20 @@ their splitting matrix; every derivative is written by hand and checked by
 finite differences (:mod:`minisplit.gradcheck`).
 """
 
-from minisplit import gradcheck
+from minisplit import datasets, gradcheck
 from minisplit.activations import ACTIVATIONS, get_activation
 from minisplit.layers import Dense, Layer
 from minisplit.losses import LOSSES, get_loss
 from minisplit.network import MAX_HESSIAN_PARAMS, Network, flatten, mlp, unflatten
+from minisplit.splitting import (
+    add_neurons,
+    carry_state,
+    signed_split,
+    split,
+    split_many,
+    splitting_indices,
+    splitting_matrices,
+)
 
 __version__ = "0.1.0"
 
@@ -20,10 +29,18 @@ __all__ = [
     "Dense",
     "Layer",
     "Network",
+    "add_neurons",
+    "carry_state",
+    "datasets",
     "flatten",
     "get_activation",
     "get_loss",
     "gradcheck",
     "mlp",
+    "signed_split",
+    "split",
+    "split_many",
+    "splitting_indices",
+    "splitting_matrices",
     "unflatten",
 ]

@@ -12,8 +12,8 @@ logistic function is computed from ``exp(-|z|)``, softplus as
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
