@@ -63,6 +63,8 @@ non-linearly (RBF) is not a reading layer: a split unit cannot feed it.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 
@@ -99,8 +101,9 @@ class Layer:
 
     def copy(self) -> Layer:
         """An independent copy: same architecture, copied parameter arrays."""
-        new = type(self)(**self.config())
-        new.set_params(self.params)
+        new = copy.copy(self)
+        for name in self.param_names:
+            setattr(new, name, getattr(self, name).copy())
         return new
 
     def __repr__(self) -> str:
