@@ -5,11 +5,14 @@ their splitting matrix; every derivative is written by hand and checked by
 finite differences (:mod:`minisplit.gradcheck`).
 """
 
-from minisplit import datasets, gradcheck
+from minisplit import datasets, gradcheck, selection
 from minisplit.activations import ACTIVATIONS, get_activation
-from minisplit.layers import Dense, Layer
+from minisplit.io import load, save
+from minisplit.layers import RBF, Dense, Layer
 from minisplit.losses import LOSSES, get_loss
 from minisplit.network import MAX_HESSIAN_PARAMS, Network, flatten, mlp, unflatten
+from minisplit.optim import SGD, Adam, make_optimizer
+from minisplit.selection import select_fraction, select_k, select_knapsack, select_threshold
 from minisplit.splitting import (
     add_neurons,
     carry_state,
@@ -19,6 +22,7 @@ from minisplit.splitting import (
     splitting_indices,
     splitting_matrices,
 )
+from minisplit.train import Plateau, train
 
 __version__ = "0.1.0"
 
@@ -29,6 +33,7 @@ __all__ = [
     "Dense",
     "Layer",
     "Network",
+    "RBF",
     "add_neurons",
     "carry_state",
     "datasets",
@@ -36,11 +41,23 @@ __all__ = [
     "get_activation",
     "get_loss",
     "gradcheck",
+    "load",
     "mlp",
+    "save",
     "signed_split",
     "split",
     "split_many",
     "splitting_indices",
     "splitting_matrices",
     "unflatten",
+    "SGD",
+    "Adam",
+    "make_optimizer",
+    "Plateau",
+    "train",
+    "select_threshold",
+    "select_k",
+    "select_fraction",
+    "select_knapsack",
+    "selection",
 ]

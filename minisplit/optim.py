@@ -1,0 +1,314 @@
+"""First-order optimisers on lists of parameter arrays: SGD with momentum and Adam.
+
+An optimiser maps ``(params, grads)`` to *new* parameter arrays; the caller's
+arrays are never written to. Its state (velocity, moments) is a dict of lists
+shaped like ``params``, created lazily at the first step.
+
+When the architecture changes (a split appends neurons), the state must follow
+(MATH.md section 4). :meth:`after_surgery` either carries it with
+:func:`minisplit.splitting.carry_state` -- an appended neuron takes its parent's
+state, a brand-new neuron (parent -1) takes zeros -- or clears it (docs/training.md).
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from minisplit._validate import check_array, check_nonnegative_int, check_positive_float
+from minisplit.splitting import carry_state
+
+SURGERY_MODES = ("inherit", "reset")
+
+
+def _check_unit_interval(value, name, closed_left=False) -> float:
+    """``value`` as float in (0, 1), or [0, 1) when ``closed_left``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    value = float(value)
+    low_ok = value >= 0.0 if closed_left else value > 0.0
+    if not (low_ok and value < 1.0):
+        interval = "[0, 1)" if closed_left else "(0, 1)"
+        raise ValueError(f"{name} must lie in {interval}, got {value!r}")
+    return value
+
+
+def _check_arrays(arrays, name) -> list[np.ndarray]:
+    if isinstance(arrays, np.ndarray) or not isinstance(arrays, (list, tuple)):
+        raise TypeError(f"{name} must be a list of arrays, got {type(arrays).__name__}")
+    return [check_array(a, name) for a in arrays]
+
+
+def _shapes(arrays) -> list[tuple]:
+    return [np.shape(a) for a in arrays]
+
+
+class _Optimizer:
+    """Shared bookkeeping: lazy state, step count, surgery, checkpoints.
+
+    A subclass sets ``name`` and ``state_keys`` and implements
+    ``_update(params, grads, state) -> (new_params, new_state)``, which reads
+    ``self.t`` (already incremented for the current step).
+    """
+
+    name: str = ""
+    state_keys: tuple[str, ...] = ()
+
+    def __init__(self):
+        self._state: dict[str, list[np.ndarray]] = {}
+        self.t = 0
+
+    # ---- the step ---------------------------------------------------------------------
+
+    def step(self, params, grads) -> list[np.ndarray]:
+        """One update; returns new arrays shaped like ``params``.
+
+        Parameters
+        ----------
+        params, grads : list of ndarray
+            Same length, matching shapes (e.g. ``net.params`` and the gradient
+            from ``net.loss_and_grad``).
+
+        Returns
+        -------
+        list of ndarray
+            The updated parameters (new arrays).
+        """
+        params = _check_arrays(params, "params")
+        grads = _check_arrays(grads, "grads")
+        if _shapes(grads) != _shapes(params):
+            raise ValueError(
+                f"grads must have the shapes of params {_shapes(params)}, got {_shapes(grads)}"
+            )
+        if not self._state:
+            self._state = {k: [np.zeros_like(p) for p in params] for k in self.state_keys}
+        self._check_state_matches(params, "params")
+        self.t += 1
+        new_params, self._state = self._update(params, grads, self._state)
+        return new_params
+
+    def _check_state_matches(self, arrays, name):
+        held = _shapes(self._state[self.state_keys[0]])
+        if held != _shapes(arrays):
+            raise ValueError(
+                f"optimiser state has shapes {held} but {name} have shapes {_shapes(arrays)}; "
+                "call after_surgery when the architecture changes"
+            )
+
+    def _update(self, params, grads, state):
+        raise NotImplementedError
+
+    # ---- state --------------------------------------------------------------------------
+
+    @property
+    def state(self) -> dict[str, list[np.ndarray]]:
+        """Copies of the state lists (empty dict before the first step)."""
+        return {k: [a.copy() for a in lst] for k, lst in self._state.items()}
+
+    def reset(self) -> None:
+        """Forget the state and the step count (re-initialised at the next step)."""
+        self._state = {}
+        self.t = 0
+
+    def after_surgery(self, net_before, layer, parents, mode="inherit") -> None:
+        """Adapt the state to a surgery that appended neurons to ``layer``.
+
+        Parameters
+        ----------
+        net_before : Network
+            The network before the surgery (its params match the current state).
+        layer : int
+            The layer that grew.
+        parents : array of int (m,)
+            One per appended neuron: its parent's index, or -1 for a brand-new
+            neuron (``split(net, layer, neurons, ...)`` has ``parents = neurons``;
+            ``add_neurons`` has ``parents = [-1] * m``).
+        mode : {"inherit", "reset"}
+            ``"inherit"``: every state list goes through
+            ``carry_state(net_before, layer, lst, parents)``: old rows unchanged,
+            an appended neuron's rows (its parameters and the reader's weights on
+            it) copy its parent's, brand-new neurons get zeros; ``t`` is kept.
+            ``"reset"``: state and ``t`` cleared, as for a fresh optimiser.
+
+        Notes
+        -----
+        For several layers grown at once (``split_many`` splits deepest first),
+        call this once per layer in the same order, each time with the network
+        as it was just before that layer's split.
+        """
+        if mode not in SURGERY_MODES:
+            raise ValueError(f"mode must be one of {SURGERY_MODES}, got {mode!r}")
+        if mode == "reset":
+            self.reset()
+            return
+        if not self._state:
+            return
+        self._check_state_matches(net_before.params, "net_before.params")
+        self._state = {
+            k: carry_state(net_before, layer, lst, parents) for k, lst in self._state.items()
+        }
+
+    def state_dict(self) -> dict:
+        """Plain arrays and numbers for a checkpoint: ``{"t": int, "<key>.<i>": array}``.
+
+        The flat keys suit ``np.savez``; :meth:`load_state_dict` reads them back.
+        """
+        out = {"t": self.t}
+        for key, lst in self._state.items():
+            out.update({f"{key}.{i}": a.copy() for i, a in enumerate(lst)})
+        return out
+
+    def load_state_dict(self, d) -> None:
+        """Restore what :meth:`state_dict` gave (0-d arrays accepted for ``t``)."""
+        d = dict(d)
+        if "t" not in d:
+            raise ValueError(f"state dict must hold 't', got keys {sorted(d)}")
+        t = d.pop("t")
+        t = check_nonnegative_int(t.item() if isinstance(t, np.ndarray) else t, "t")
+        n = len(d) // len(self.state_keys)
+        expected = {f"{key}.{i}" for key in self.state_keys for i in range(n)}
+        if set(d) != expected:
+            raise ValueError(
+                f"state dict must hold 't' and {sorted(expected) or 'no arrays'} "
+                f"(keys {self.state_keys}), got {sorted(d)}"
+            )
+        state = {}
+        for key in self.state_keys if n else ():
+            state[key] = [check_array(d[f"{key}.{i}"], f"{key}.{i}").copy() for i in range(n)]
+        shapes = {key: _shapes(lst) for key, lst in state.items()}
+        if len({tuple(s) for s in shapes.values()}) > 1:
+            raise ValueError(f"state lists must have equal shapes, got {shapes}")
+        self._state, self.t = state, t
+
+    def config(self) -> dict:
+        """JSON-able settings; ``make_optimizer(**opt.config())`` rebuilds the optimiser."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if k != "name")
+        return f"{type(self).__name__}({args})"
+
+
+class SGD(_Optimizer):
+    """Stochastic gradient descent with (heavy-ball) momentum.
+
+    Per parameter array p with gradient g and velocity v (zeros at first)::
+
+        v <- mu v - lr g
+        p <- p + v
+
+    With ``momentum = 0`` this is plain gradient descent ``p <- p - lr g``.
+
+    Parameters
+    ----------
+    lr : float
+        Learning rate, > 0.
+    momentum : float
+        mu in [0, 1).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> opt = SGD(lr=0.1, momentum=0.9)
+    >>> opt.step([np.array([1.0])], [np.array([2.0])])   # v = -0.2
+    [array([0.8])]
+    >>> opt.step([np.array([0.8])], [np.array([2.0])])   # v = 0.9 * -0.2 - 0.2 = -0.38
+    [array([0.42])]
+    """
+
+    name = "sgd"
+    state_keys = ("velocity",)
+
+    def __init__(self, lr=0.1, momentum=0.9):
+        super().__init__()
+        self.lr = check_positive_float(lr, "lr")
+        self.momentum = _check_unit_interval(momentum, "momentum", closed_left=True)
+
+    def _update(self, params, grads, state):
+        velocity = [self.momentum * v - self.lr * g for v, g in zip(state["velocity"], grads)]
+        return [p + v for p, v in zip(params, velocity)], {"velocity": velocity}
+
+    def config(self) -> dict:
+        return {"name": self.name, "lr": self.lr, "momentum": self.momentum}
+
+
+class Adam(_Optimizer):
+    """Adam: per-coordinate steps from bias-corrected moment estimates.
+
+    At step t = 1, 2, ... with gradient g (m, v zeros at first)::
+
+        m <- beta1 m + (1 - beta1) g              m_hat = m / (1 - beta1^t)
+        v <- beta2 v + (1 - beta2) g^2            v_hat = v / (1 - beta2^t)
+        p <- p - lr m_hat / (sqrt(v_hat) + eps)
+
+    Parameters
+    ----------
+    lr : float
+        > 0.
+    beta1, beta2 : float
+        In (0, 1).
+    eps : float
+        > 0.
+
+    References
+    ----------
+    D. P. Kingma, J. Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015,
+    arXiv:1412.6980 (Algorithm 1).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> opt = Adam(lr=0.1)
+    >>> opt.step([np.array([1.0])], [np.array([2.0])])   # m_hat = 2, v_hat = 4
+    [array([0.9])]
+    """
+
+    name = "adam"
+    state_keys = ("m", "v")
+
+    def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
+        super().__init__()
+        self.lr = check_positive_float(lr, "lr")
+        self.beta1 = _check_unit_interval(beta1, "beta1")
+        self.beta2 = _check_unit_interval(beta2, "beta2")
+        self.eps = check_positive_float(eps, "eps")
+
+    def _update(self, params, grads, state):
+        b1, b2 = self.beta1, self.beta2
+        m = [b1 * m_k + (1.0 - b1) * g for m_k, g in zip(state["m"], grads)]
+        v = [b2 * v_k + (1.0 - b2) * g * g for v_k, g in zip(state["v"], grads)]
+        c1, c2 = 1.0 - b1**self.t, 1.0 - b2**self.t
+        new = [
+            p - self.lr * (m_k / c1) / (np.sqrt(v_k / c2) + self.eps)
+            for p, m_k, v_k in zip(params, m, v)
+        ]
+        return new, {"m": m, "v": v}
+
+    def config(self) -> dict:
+        return {
+            "name": self.name,
+            "lr": self.lr,
+            "beta1": self.beta1,
+            "beta2": self.beta2,
+            "eps": self.eps,
+        }
+
+
+OPTIMIZERS = {"sgd": SGD, "adam": Adam}
+
+
+def make_optimizer(name, **kwargs) -> _Optimizer:
+    """An optimiser by name: ``"sgd"`` (:class:`SGD`) or ``"adam"`` (:class:`Adam`).
+
+    Examples
+    --------
+    >>> make_optimizer("adam", lr=0.01)
+    Adam(lr=0.01, beta1=0.9, beta2=0.999, eps=1e-08)
+    >>> opt = make_optimizer("sgd", momentum=0.5)
+    >>> make_optimizer(**opt.config()).config() == opt.config()
+    True
+    """
+    if name not in OPTIMIZERS:
+        raise ValueError(f"name must be one of {sorted(OPTIMIZERS)}, got {name!r}")
+    return OPTIMIZERS[name](**kwargs)

@@ -1,0 +1,226 @@
+"""Which neurons to split, given their splitting indices (MATH.md section 6).
+
+Splitting neuron i changes the loss by about (eps^2 / 2) lambda_i, with lambda_i
+its splitting index (the smallest eigenvalue of S_i). Only lambda_i < 0 lowers
+the loss, so every rule here chooses among the negative values only, and an
+input without negative values gives an empty choice.
+
+Rules (all pure; indices come back as int64 arrays, most negative value first,
+ties broken by the lower index -- a stable sort):
+
+threshold   {i : lambda_i < threshold}
+k           the k most negative of {i : lambda_i < 0}
+fraction    pooled over layers: the ceil(fraction * total) lowest of all neurons,
+            keeping those with lambda < 0 (the published S2D code's 30 %)
+knapsack    max sum_{i in C} -lambda_i  s.t.  sum_{i in C} cost_i <= budget,
+            C within {i : lambda_i < 0}   (exact 0/1 knapsack, scipy.optimize.milp)
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from fractions import Fraction
+
+import numpy as np
+from scipy.optimize import Bounds, LinearConstraint, milp
+
+from minisplit._validate import check_array, check_nonnegative_int
+
+
+def _check_values(values, name="values") -> np.ndarray:
+    values = check_array(values, name)
+    if values.ndim != 1:
+        raise ValueError(f"{name} must be 1-dimensional (one value per neuron), got {values.shape}")
+    return values
+
+
+def _check_real(value, name) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return value
+
+
+def _ranked(values) -> np.ndarray:
+    """Indices of the negative values, most negative first (stable)."""
+    order = np.argsort(values, kind="stable")  # (n,)
+    return order[values[order] < 0].astype(np.int64)
+
+
+def select_threshold(values, threshold=0.0) -> np.ndarray:
+    """Indices of the values below a threshold, ascending by value.
+
+    C = {i : values[i] < threshold}. With the default threshold 0 this is the
+    principled rule: split every neuron whose split lowers the loss.
+
+    Parameters
+    ----------
+    values : ndarray (n,)
+        Splitting indices.
+    threshold : float
+        Finite; a negative threshold asks for a margin (e.g. -1e-6 ignores
+        indices that are zero up to round-off). Values >= 0 are never chosen,
+        whatever the threshold.
+
+    Returns
+    -------
+    ndarray of int64 (m,)
+
+    Examples
+    --------
+    >>> select_threshold([0.5, -2.0, -0.1, -2.0], threshold=-0.05)
+    array([1, 3, 2])
+    """
+    values = _check_values(values)
+    threshold = _check_real(threshold, "threshold")
+    chosen = _ranked(values)
+    return chosen[values[chosen] < threshold]
+
+
+def select_k(values, k) -> np.ndarray:
+    """The k most negative values' indices (fewer if fewer values are negative).
+
+    Parameters
+    ----------
+    values : ndarray (n,)
+    k : int
+        >= 0.
+
+    Returns
+    -------
+    ndarray of int64 (min(k, #negative),), most negative first.
+
+    Examples
+    --------
+    >>> select_k([0.5, -2.0, -0.1, -3.0], k=2)
+    array([3, 1])
+    >>> select_k([0.5, -2.0], k=5)
+    array([1])
+    """
+    values = _check_values(values)
+    k = check_nonnegative_int(k, "k")
+    return _ranked(values)[:k]
+
+
+def _check_fraction(fraction) -> float:
+    fraction = _check_real(fraction, "fraction")
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"fraction must lie in (0, 1], got {fraction!r}")
+    return fraction
+
+
+def select_fraction(values_by_layer, fraction) -> dict:
+    """The lowest ``ceil(fraction * total)`` neurons pooled over layers, negative ones only.
+
+    All neurons of all layers are ranked together by value (ties: layers in
+    ascending key order, then index); the first ``m = ceil(fraction * total)``
+    are taken and those with value >= 0 dropped. ``fraction`` is read as the
+    decimal it is written as (``0.3`` means 3/10 exactly), so 30 % of 10 neurons
+    is 3, not ``ceil(3.0000000000000004) = 4``.
+
+    Parameters
+    ----------
+    values_by_layer : dict {layer: ndarray (n_layer,)}
+    fraction : float
+        In (0, 1].
+
+    Returns
+    -------
+    dict {layer: ndarray of int64}
+        Every input key, each with its chosen indices, most negative first
+        (possibly empty).
+
+    Examples
+    --------
+    >>> chosen = select_fraction({0: [-1.0, 2.0, -3.0], 2: [-2.0, 0.5]}, fraction=0.4)  # m = 2
+    >>> {layer: idx.tolist() for layer, idx in chosen.items()}
+    {0: [2], 2: [0]}
+    """
+    if not isinstance(values_by_layer, dict):
+        raise TypeError(
+            "values_by_layer must be a dict {layer: values}, "
+            f"got {type(values_by_layer).__name__}"
+        )
+    fraction = _check_fraction(fraction)
+    layers = sorted(values_by_layer)
+    pooled = [
+        _check_values(values_by_layer[layer], f"values_by_layer[{layer}]") for layer in layers
+    ]
+    if not pooled:
+        return {}
+    m = math.ceil(Fraction(str(fraction)) * sum(v.size for v in pooled))
+    owner = np.concatenate([np.full(v.size, j) for j, v in enumerate(pooled)])  # (total,)
+    local = np.concatenate([np.arange(v.size) for v in pooled])  # (total,)
+    chosen = _ranked(np.concatenate(pooled))[:m]  # (<= m,) positions in the pooled ranking
+    return {
+        layer: local[chosen[owner[chosen] == j]].astype(np.int64) for j, layer in enumerate(layers)
+    }
+
+
+def select_knapsack(values, costs, budget) -> np.ndarray:
+    """The most loss decrease within a cost budget: an exact 0/1 knapsack.
+
+    Maximise sum_{i in C} -values[i] over C within {i : values[i] < 0}, subject
+    to sum_{i in C} costs[i] <= budget. Solved as the integer program
+
+        min  sum_i values[i] x_i   s.t.  costs . x <= budget,  x_i in {0, 1}
+
+    (x_i fixed to 0 where values[i] >= 0) by ``scipy.optimize.milp`` (HiGHS
+    branch and bound, relative gap 0: the optimum, not an approximation). With
+    0 <= x <= 1 instead of x in {0, 1} this is the energy-aware paper's linear
+    program.
+
+    Parameters
+    ----------
+    values : ndarray (n,)
+    costs : ndarray (n,)
+        Cost of splitting each neuron (e.g. parameters or FLOPs it adds), > 0.
+    budget : float
+        >= 0.
+
+    Returns
+    -------
+    ndarray of int64 (m,), most negative value first. Empty when nothing is
+    negative or nothing fits.
+
+    Notes
+    -----
+    The budget constraint holds up to HiGHS's feasibility tolerance (1e-7
+    absolute): a set costing budget + 1e-8 may be accepted.
+
+    References
+    ----------
+    D. Wang, M. Li, L. Wu, V. Chandra, Q. Liu, "Energy-Aware Neural Architecture
+    Optimization with Fast Splitting Steepest Descent", arXiv:1910.03103.
+
+    Examples
+    --------
+    >>> select_knapsack([-3.0, -2.0, -2.0, 1.0], costs=[2.0, 1.0, 1.0, 1.0], budget=2.0)
+    array([1, 2])
+    """
+    values = _check_values(values)
+    costs = _check_values(costs, "costs")
+    if costs.shape != values.shape:
+        raise ValueError(f"costs must have shape {values.shape} like values, got {costs.shape}")
+    if np.any(costs <= 0):
+        raise ValueError(f"costs must be > 0, got {costs}")
+    budget = _check_real(budget, "budget")
+    if budget < 0:
+        raise ValueError(f"budget must be >= 0, got {budget!r}")
+    allowed = (values < 0) & (costs <= budget)  # (n,)
+    if not allowed.any():
+        return np.zeros(0, dtype=np.int64)
+    result = milp(
+        c=values,
+        constraints=LinearConstraint(costs[None, :], -np.inf, budget),
+        integrality=np.ones(values.size),
+        bounds=Bounds(np.zeros(values.size), allowed.astype(np.float64)),
+        options={"mip_rel_gap": 0.0},
+    )
+    if not result.success:
+        raise RuntimeError(f"milp failed on a feasible knapsack: {result.message}")
+    chosen = np.flatnonzero(result.x > 0.5)
+    return chosen[np.argsort(values[chosen], kind="stable")].astype(np.int64)

@@ -1,0 +1,199 @@
+"""Parametric descent: mini-batch training with an optimiser until a step budget or a plateau.
+
+This is phase (1) of splitting steepest descent (MATH.md section 6): train the
+current architecture until the loss stops improving, then look at splitting.
+Training is pure for the network (a new one comes back) and deterministic: the
+same network, data, optimiser settings and seed give bit-identical results.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass
+
+import numpy as np
+
+from minisplit._validate import check_nonnegative_int, check_positive_int, make_rng
+
+
+@dataclass(frozen=True)
+class Plateau:
+    """The loss has stopped improving: a relative-improvement test over two windows.
+
+    With the recorded losses l_1 .. l_T (T >= 2 window)::
+
+        prev = mean(l_{T-2w+1} .. l_{T-w})      last = mean(l_{T-w+1} .. l_T)
+        plateau  <=>  prev - last <= rel_tol * |prev|
+
+    i.e. the mean of the last ``window`` losses improved on the mean of the
+    window before it by at most a fraction ``rel_tol`` (a loss that got worse,
+    or one that is exactly flat, is a plateau; ``<=`` so that a loss already
+    at zero counts as flat).
+
+    Parameters
+    ----------
+    window : int
+        w >= 1 recorded losses per window.
+    rel_tol : float
+        >= 0.
+
+    Examples
+    --------
+    >>> Plateau(window=2, rel_tol=0.01).reached([4.0, 4.0, 2.0, 2.0])
+    False
+    >>> Plateau(window=2, rel_tol=0.01).reached([2.0, 2.0, 2.0, 1.999])
+    True
+    """
+
+    window: int = 50
+    rel_tol: float = 1e-3
+
+    def __post_init__(self):
+        check_positive_int(self.window, "window")
+        rel_tol = self.rel_tol
+        if isinstance(rel_tol, bool) or not isinstance(rel_tol, numbers.Real):
+            raise ValueError(f"rel_tol must be a non-negative number, got {rel_tol!r}")
+        if not (math.isfinite(rel_tol) and rel_tol >= 0):
+            raise ValueError(f"rel_tol must be a non-negative finite number, got {rel_tol!r}")
+
+    def reached(self, losses) -> bool:
+        """Whether ``losses`` (a sequence of floats, oldest first) has plateaued."""
+        w = self.window
+        if len(losses) < 2 * w:
+            return False
+        prev = float(np.mean(losses[-2 * w : -w]))
+        last = float(np.mean(losses[-w:]))
+        return prev - last <= self.rel_tol * abs(prev)
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns.
+
+    ``net`` the trained network (a new object); ``losses`` the recorded
+    mini-batch losses, each taken before the update of its step (steps 0,
+    log_every, 2 log_every, ...); ``steps_run`` the number of updates made;
+    ``plateaued`` whether training stopped because the :class:`Plateau` rule fired.
+    """
+
+    net: object
+    losses: list
+    steps_run: int
+    plateaued: bool
+
+
+def minibatches(n, batch_size, rng):
+    """Endless mini-batch indices: each epoch a fresh permutation of range(n), cut in order.
+
+    Every index appears exactly once per epoch: ``ceil(n / batch_size)`` batches,
+    all of size ``batch_size`` except possibly the last one (``n % batch_size``).
+    A ``batch_size`` above n gives one full batch per epoch.
+
+    Parameters
+    ----------
+    n : int
+        Number of samples, > 0.
+    batch_size : int
+        > 0.
+    rng : int or np.random.Generator
+        Draws the permutations (a Generator is advanced in place).
+
+    Yields
+    ------
+    ndarray of int (b,)
+
+    Examples
+    --------
+    >>> batches = minibatches(5, 2, rng=0)
+    >>> sorted(int(i) for _ in range(3) for i in next(batches))
+    [0, 1, 2, 3, 4]
+    """
+    n = check_positive_int(n, "n")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    return _epochs(n, batch_size, make_rng(rng))
+
+
+def _epochs(n, batch_size, rng):
+    while True:
+        order = rng.permutation(n)  # (n,)
+        for start in range(0, n, batch_size):
+            yield order[start : start + batch_size]
+
+
+def _check_data(X, y):
+    X, y = np.asarray(X), np.asarray(y)
+    if X.ndim == 0 or y.ndim == 0:
+        raise ValueError(f"X and y must be arrays of samples, got shapes {X.shape} and {y.shape}")
+    if X.shape[0] != y.shape[0]:
+        raise ValueError(f"y must have one row per sample of X ({X.shape[0]}), got shape {y.shape}")
+    return X, y
+
+
+def train(
+    net, X, y, optimizer, steps, batch_size=None, rng=None, plateau=None, log_every=1
+) -> TrainResult:
+    """Run up to ``steps`` optimiser updates on mini-batches of (X, y).
+
+    Step s: take batch B_s, compute ``L_B(params), g = net.loss_and_grad(X[B_s], y[B_s])``,
+    record ``L_B`` if ``s % log_every == 0``, then ``params <- optimizer.step(params, g)``.
+    After each recorded loss, stop early (before that step's update) if
+    ``plateau.reached(losses)``.
+
+    Parameters
+    ----------
+    net : Network
+        Not modified.
+    X, y : arrays
+        Data as for ``net.loss``; one row (sample) of y per sample of X.
+    optimizer : SGD or Adam
+        Its state is advanced (carried between calls, e.g. across growth rounds).
+    steps : int
+        Maximum number of updates, >= 0.
+    batch_size : int or None
+        None: full batch (no randomness). Otherwise > 0, batches from
+        :func:`minibatches`.
+    rng : int or np.random.Generator
+        Required when ``batch_size`` is set; the batches come only from it.
+    plateau : Plateau or None
+        Early-stopping rule on the recorded losses; None trains all ``steps``.
+    log_every : int
+        Record every ``log_every``-th step's loss, > 0.
+
+    Returns
+    -------
+    TrainResult
+
+    Examples
+    --------
+    >>> import minisplit as ms
+    >>> X, y = ms.datasets.rbf_teacher(n=20, seed=0)
+    >>> net = ms.mlp([1, 3, 1], seed=0)
+    >>> result = ms.train(net, X, y, ms.SGD(lr=0.1), steps=50, batch_size=8, rng=0)
+    >>> result.steps_run, result.losses[-1] < result.losses[0]
+    (50, True)
+    """
+    X, y = _check_data(X, y)
+    steps = check_nonnegative_int(steps, "steps")
+    log_every = check_positive_int(log_every, "log_every")
+    if plateau is not None and not isinstance(plateau, Plateau):
+        raise TypeError(f"plateau must be a Plateau or None, got {type(plateau).__name__}")
+    if batch_size is None:
+        batches = None
+    elif rng is None:
+        raise ValueError("rng must be a seed or a np.random.Generator when batch_size is set")
+    else:
+        batches = minibatches(X.shape[0], batch_size, rng)
+    current, losses = net.copy(), []
+    for step in range(steps):
+        if batches is None:
+            value, grads = current.loss_and_grad(X, y)
+        else:
+            index = next(batches)
+            value, grads = current.loss_and_grad(X[index], y[index])
+        if step % log_every == 0:
+            losses.append(float(value))
+            if plateau is not None and plateau.reached(losses):
+                return TrainResult(current, losses, step, True)
+        current = current.with_params(optimizer.step(current.params, grads))
+    return TrainResult(current, losses, steps, False)
