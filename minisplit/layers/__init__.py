@@ -2,6 +2,5 @@
 
 from minisplit.layers.base import Layer
 from minisplit.layers.dense import Dense
-from minisplit.layers.rbf import RBF
 
-__all__ = ["Layer", "Dense", "RBF"]
+__all__ = ["Layer", "Dense"]
