@@ -7,7 +7,8 @@ finite differences (:mod:`minisplit.gradcheck`).
 
 from minisplit import datasets, gradcheck, selection
 from minisplit.activations import ACTIVATIONS, get_activation
-from minisplit.layers import Dense, Layer
+from minisplit.io import load, save
+from minisplit.layers import RBF, Dense, Layer
 from minisplit.losses import LOSSES, get_loss
 from minisplit.network import MAX_HESSIAN_PARAMS, Network, flatten, mlp, unflatten
 from minisplit.optim import SGD, Adam, make_optimizer
@@ -32,6 +33,7 @@ __all__ = [
     "Dense",
     "Layer",
     "Network",
+    "RBF",
     "add_neurons",
     "carry_state",
     "datasets",
@@ -39,7 +41,9 @@ __all__ = [
     "get_activation",
     "get_loss",
     "gradcheck",
+    "load",
     "mlp",
+    "save",
     "signed_split",
     "split",
     "split_many",

@@ -2,5 +2,6 @@
 
 from minisplit.layers.base import Layer
 from minisplit.layers.dense import Dense
+from minisplit.layers.rbf import RBF
 
-__all__ = ["Layer", "Dense"]
+__all__ = ["Layer", "Dense", "RBF"]

@@ -1,0 +1,266 @@
+"""Save and load networks: architecture and weights in one ``.npz`` file.
+
+A grown network's widths travel with its weights (docs/splitting.md,
+"surgery"), so a file holds both:
+
+``__minisplit__``       uint8 array: UTF-8 JSON
+                        ``{"format": "minisplit.network", "version": 1,
+                        "loss": "mse", "layers": [{"type": "Dense", "config": {...}}, ...]}``
+``layer{l}.{name}``     float64 parameter ``name`` of layer l (``param_names`` order)
+
+Nothing is pickled: :func:`load` reads with ``allow_pickle=False``, so a file
+cannot run code, and ``type(layer)(**config)`` rebuilds each layer from the
+registry :data:`LAYER_TYPES` only.
+
+:func:`save` is atomic: it writes a temporary file in the target directory,
+flushes and fsyncs it, then ``os.replace``-s it onto the path. A crash
+mid-write leaves the previous file (or none) at the path, never half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import struct
+import zipfile
+import zlib
+
+import numpy as np
+
+from minisplit.layers import Dense
+from minisplit.layers.rbf import RBF
+from minisplit.network import Network
+
+#: Value of the ``format`` field; a file without it is not a minisplit network.
+FORMAT = "minisplit.network"
+#: The file-format version :func:`save` writes and the newest :func:`load` reads.
+VERSION = 1
+#: Layer classes a file may name, by ``type(layer).__name__``.
+LAYER_TYPES = {"Dense": Dense, "RBF": RBF}
+
+_META_KEY = "__minisplit__"
+# what numpy and zipfile raise on a damaged archive; OSError covers bad seeks
+_READ_ERRORS = (
+    ValueError,
+    EOFError,
+    OSError,
+    KeyError,
+    struct.error,
+    zlib.error,
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    NotImplementedError,
+)
+
+
+def _param_key(index: int, name: str) -> str:
+    return f"layer{index}.{name}"
+
+
+def _check_path(path) -> str:
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+    path = os.fspath(path)
+    if not isinstance(path, str):
+        raise TypeError(f"path must name a file as str, got {type(path).__name__}")
+    return path
+
+
+def _arrays(net: Network) -> dict:
+    """The arrays of a file: the JSON header and every parameter, by key."""
+    layers = []
+    for index, layer in enumerate(net.layers):
+        name = type(layer).__name__
+        if LAYER_TYPES.get(name) is not type(layer):
+            raise ValueError(
+                f"layer {index} ({name}) cannot be saved: known layer types are "
+                f"{sorted(LAYER_TYPES)}"
+            )
+        layers.append({"type": name, "config": layer.config()})
+    meta = {"format": FORMAT, "version": VERSION, "loss": net.loss_fn.name, "layers": layers}
+    header = json.dumps(meta, sort_keys=True, allow_nan=False).encode("utf-8")
+    arrays = {_META_KEY: np.frombuffer(header, dtype=np.uint8)}
+    for index, layer in enumerate(net.layers):
+        for name, value in zip(layer.param_names, layer.params):
+            arrays[_param_key(index, name)] = np.asarray(value, dtype=np.float64)
+    return arrays
+
+
+def save(net: Network, path) -> None:
+    """Write ``net`` (architecture, loss and weights) to ``path`` atomically.
+
+    Parameters
+    ----------
+    net : Network
+        Every layer's type must be in :data:`LAYER_TYPES`.
+    path : str or os.PathLike
+        Used exactly as given (no ``.npz`` is appended); its directory must exist.
+
+    Notes
+    -----
+    The temporary file ``.<name>.<random>.tmp`` lives in the same directory
+    (``os.replace`` is atomic only within one file system) and is removed if
+    anything fails before the replace. The directory is fsynced after the
+    replace where the platform allows it, so the new name survives a power cut.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from minisplit import mlp
+    >>> net = mlp([2, 3, 1], seed=0)
+    >>> path = os.path.join(tempfile.mkdtemp(), "net.npz")
+    >>> save(net, path)
+    >>> load(path).layers[0].W.shape
+    (3, 2)
+    """
+    if not isinstance(net, Network):
+        raise TypeError(f"net must be a Network, got {type(net).__name__}")
+    path = _check_path(path)
+    arrays = _arrays(net)
+    directory, base = os.path.split(os.path.abspath(path))
+    tmp = os.path.join(directory, f".{base}.{secrets.token_hex(8)}.tmp")
+    # O_EXCL: never write through someone else's file; mode 0o666 lets the umask decide
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    _fsync_directory(directory)
+
+
+def _fsync_directory(directory: str) -> None:
+    """Make a rename durable (POSIX); a no-op where directories cannot be opened."""
+    if not hasattr(os, "O_DIRECTORY"):
+        return
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:  # the file is already in place; durability is best effort here
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _read_arrays(path: str) -> dict:
+    """Every array of the npz at ``path``; ValueError for anything but a plain npz."""
+    with open(path, "rb") as f:  # a missing file raises FileNotFoundError here
+        try:
+            data = np.load(f, allow_pickle=False)
+            if isinstance(data, np.lib.npyio.NpzFile):
+                with data:
+                    arrays = {key: data[key] for key in data.files}
+                if all(isinstance(a, np.ndarray) for a in arrays.values()):
+                    return arrays
+                raise ValueError("it holds members that are not .npy arrays")
+        except _READ_ERRORS as err:
+            raise ValueError(
+                f"{path!r} is not a readable minisplit network file "
+                f"(corrupt, truncated, pickled or foreign): {type(err).__name__}: {err}"
+            ) from err
+    raise ValueError(f"{path!r} is not a minisplit network file: one .npy array, not an .npz")
+
+
+def _read_meta(arrays: dict, path: str) -> dict:
+    """The JSON header, checked for the format tag, version and fields."""
+    header = arrays.pop(_META_KEY, None)
+    if header is None:
+        raise ValueError(f"{path!r} is not a minisplit network file: no {_META_KEY!r} entry")
+    if header.dtype != np.uint8 or header.ndim != 1:
+        raise ValueError(f"{path!r}: the {_META_KEY!r} entry must be a uint8 vector")
+    try:
+        meta = json.loads(header.tobytes().decode("utf-8"))
+    except ValueError as err:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise ValueError(f"{path!r}: the {_META_KEY!r} entry is not UTF-8 JSON: {err}") from err
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ValueError(f"{path!r} is not a minisplit network file: no format tag {FORMAT!r}")
+    version = meta.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= VERSION:
+        raise ValueError(
+            f"{path!r} has file-format version {version!r}; this minisplit reads 1..{VERSION}"
+        )
+    layers = meta.get("layers")
+    if not isinstance(layers, list) or not all(
+        isinstance(spec, dict) and isinstance(spec.get("config"), dict) for spec in layers
+    ):
+        raise ValueError(f"{path!r}: 'layers' must be a list of {{'type', 'config'}} objects")
+    return meta
+
+
+def _build_layer(index: int, spec: dict, arrays: dict, path: str):
+    """Layer ``index`` from its type name, config and parameter arrays (consumed from arrays)."""
+    cls = LAYER_TYPES.get(spec.get("type"))
+    if cls is None:
+        raise ValueError(
+            f"{path!r}: layer {index} has unknown type {spec.get('type')!r}; "
+            f"known: {sorted(LAYER_TYPES)}"
+        )
+    try:
+        layer = cls(**spec["config"])
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{path!r}: layer {index} ({cls.__name__}) bad config: {err}") from err
+    values = []
+    for name in layer.param_names:
+        value = arrays.pop(_param_key(index, name), None)
+        if value is None:
+            raise ValueError(f"{path!r}: missing parameter {_param_key(index, name)!r}")
+        if value.dtype != np.float64:
+            raise ValueError(
+                f"{path!r}: {_param_key(index, name)!r} must be float64, got {value.dtype}"
+            )
+        values.append(value)
+    try:
+        layer.set_params(values)
+    except ValueError as err:
+        raise ValueError(f"{path!r}: layer {index} ({cls.__name__}): {err}") from err
+    return layer
+
+
+def load(path) -> Network:
+    """Read a network written by :func:`save`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    Network
+        Same layer types, configs, loss and bit-identical float64 parameters.
+
+    Raises
+    ------
+    FileNotFoundError
+        If nothing exists at ``path`` (as ``open`` does; other OS errors pass too).
+    ValueError
+        If the file is not a minisplit network file: corrupt, truncated, random
+        bytes, holding pickled objects, a foreign ``.npz`` without the format
+        tag, a newer format version, an unknown layer type, or parameters that
+        do not match the architecture.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from minisplit import mlp
+    >>> path = os.path.join(tempfile.mkdtemp(), "net.npz")
+    >>> save(mlp([2, 1], loss="mse", seed=0), path)
+    >>> load(path).loss_fn.name
+    'mse'
+    """
+    path = _check_path(path)
+    arrays = _read_arrays(path)
+    meta = _read_meta(arrays, path)
+    layers = [_build_layer(i, spec, arrays, path) for i, spec in enumerate(meta["layers"])]
+    if arrays:
+        raise ValueError(f"{path!r}: unexpected entries {sorted(arrays)}")
+    try:
+        return Network(layers, meta.get("loss"))
+    except ValueError as err:
+        raise ValueError(f"{path!r}: {err}") from err
