@@ -62,6 +62,11 @@ class RBF(Layer):
     across D and positive curvature along it, so a neuron torn between two
     clusters of samples has a negative splitting index.
 
+    Distances use the expansion ``||x||^2 - 2 x.c + ||c||^2`` (matrix products,
+    no (N, n, d) array), which costs about ``eps * ||x||^2 / s^2`` in relative
+    accuracy: 4e-12 for inputs near 100 with s = 1 (measured). Centre inputs
+    that sit far from the origin.
+
     References
     ----------
     Q. Liu, L. Wu, D. Wang, *Splitting Steepest Descent for Growing Neural
