@@ -2,8 +2,9 @@
 
 Splitting neuron i changes the loss by about (eps^2 / 2) lambda_i, with lambda_i
 its splitting index (the smallest eigenvalue of S_i). Only lambda_i < 0 lowers
-the loss, so every rule here chooses among the negative values only, and an
-input without negative values gives an empty choice.
+the loss, so the k, fraction and knapsack rules choose among the negative values
+only (no negative value: empty choice); the threshold rule takes its threshold
+literally (default 0: the same).
 
 Rules (all pure; indices come back as int64 arrays, most negative value first,
 ties broken by the lower index -- a stable sort):
@@ -44,12 +45,6 @@ def _check_real(value, name) -> float:
     return value
 
 
-def _ranked(values) -> np.ndarray:
-    """Indices of the negative values, most negative first (stable)."""
-    order = np.argsort(values, kind="stable")  # (n,)
-    return order[values[order] < 0].astype(np.int64)
-
-
 def select_threshold(values, threshold=0.0) -> np.ndarray:
     """Indices of the values below a threshold, ascending by value.
 
@@ -61,9 +56,10 @@ def select_threshold(values, threshold=0.0) -> np.ndarray:
     values : ndarray (n,)
         Splitting indices.
     threshold : float
-        Finite; a negative threshold asks for a margin (e.g. -1e-6 ignores
-        indices that are zero up to round-off). Values >= 0 are never chosen,
-        whatever the threshold.
+        Finite. A negative threshold asks for a margin (e.g. -1e-6 ignores
+        indices that are zero up to round-off); a positive one also takes
+        values in [0, threshold), whose splits do not lower the loss to second
+        order (useful only for other scores, e.g. ``-lambda_max``).
 
     Returns
     -------
@@ -76,8 +72,8 @@ def select_threshold(values, threshold=0.0) -> np.ndarray:
     """
     values = _check_values(values)
     threshold = _check_real(threshold, "threshold")
-    chosen = _ranked(values)
-    return chosen[values[chosen] < threshold]
+    order = np.argsort(values, kind="stable")  # (n,)
+    return order[values[order] < threshold].astype(np.int64)
 
 
 def select_k(values, k) -> np.ndarray:
@@ -102,7 +98,7 @@ def select_k(values, k) -> np.ndarray:
     """
     values = _check_values(values)
     k = check_nonnegative_int(k, "k")
-    return _ranked(values)[:k]
+    return select_threshold(values)[:k]
 
 
 def _check_fraction(fraction) -> float:
@@ -154,7 +150,7 @@ def select_fraction(values_by_layer, fraction) -> dict:
     m = math.ceil(Fraction(str(fraction)) * sum(v.size for v in pooled))
     owner = np.concatenate([np.full(v.size, j) for j, v in enumerate(pooled)])  # (total,)
     local = np.concatenate([np.arange(v.size) for v in pooled])  # (total,)
-    chosen = _ranked(np.concatenate(pooled))[:m]  # (<= m,) positions in the pooled ranking
+    chosen = select_threshold(np.concatenate(pooled))[:m]  # (<= m,) positions in the pooled ranking
     return {
         layer: local[chosen[owner[chosen] == j]].astype(np.int64) for j, layer in enumerate(layers)
     }
