@@ -5,7 +5,7 @@ their splitting matrix; every derivative is written by hand and checked by
 finite differences (:mod:`minisplit.gradcheck`).
 """
 
-from minisplit import datasets, gradcheck, selection
+from minisplit import datasets, gradcheck, landscapes, selection
 from minisplit.activations import ACTIVATIONS, get_activation
 from minisplit.io import load, save
 from minisplit.layers import RBF, Dense, Layer
@@ -41,6 +41,7 @@ __all__ = [
     "get_activation",
     "get_loss",
     "gradcheck",
+    "landscapes",
     "load",
     "mlp",
     "save",
