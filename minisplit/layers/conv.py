@@ -1,0 +1,301 @@
+"""2-D convolution layer (NCHW): A = f(Z), Z = cross-correlation of X with W, plus b.
+
+Output channel i (``W[i]`` (c_in, kh, kw) with ``b[i]``) is neuron i.
+See the module docstring of :mod:`minisplit.layers.base` for the naming.
+
+Everything is one Dense layer applied at every output position. ``cols``
+(N, P, K) holds the input patch of every output position p (P = Ho * Wo,
+K = c_in * kh * kw, flattened in ``W``'s order); with ``Wm = W.reshape(c_out, K)``
+and rows m = (n, p) (M = N * P), ``fold`` the adjoint of patch extraction:
+
+forward      Z = cols Wm^T + b                   A = f(Z)
+backward     dZ = f'(Z) * dA     dW = dZ^T cols  db = sum_m dZ   dX = fold(Wm^T dZ^T)
+R-forward    R_Z = R_cols Wm^T + cols V_W^T + v_b                R_A = f'(Z) * R_Z
+R-backward   R_dZ = f''(Z) * R_Z * dA + f'(Z) * R_dA
+             R_dW = R_dZ^T cols + dZ^T R_cols    R_db = sum_m R_dZ
+             R_dX = fold(Wm^T R_dZ^T + V_W^T dZ^T)
+
+Splitting (docs/splitting.md): with h~_m = [cols_m, 1],
+S_i = sum_m g_{m,i} f''(z_{m,i}) h~_m h~_m^T, summed over samples AND positions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minisplit._validate import check_array, check_nonnegative_int, check_positive_int, make_rng
+from minisplit.activations import get_activation
+from minisplit.layers import _outer
+from minisplit.layers._outer import weighted_outer_matvec, weighted_outer_sum, with_ones
+from minisplit.layers.base import Layer
+
+
+def _pair(value, name: str) -> tuple[int, int]:
+    """An int or a pair of ints as a pair of positive ints."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+        return check_positive_int(value[0], name), check_positive_int(value[1], name)
+    value = check_positive_int(value, name)
+    return value, value
+
+
+def _patches(X, kernel, stride, padding) -> np.ndarray:
+    """im2col: the (N, P, K) matrix of input patches, K in (c, kh, kw) order."""
+    N, C = X.shape[:2]
+    kh, kw = kernel
+    Xp = np.pad(X, ((0, 0), (0, 0), (padding, padding), (padding, padding)))  # (N, C, Hp, Wp)
+    windows = np.lib.stride_tricks.sliding_window_view(Xp, (kh, kw), axis=(2, 3))
+    windows = windows[:, :, ::stride, ::stride]  # (N, C, Ho, Wo, kh, kw), a view
+    Ho, Wo = windows.shape[2:4]
+    return windows.transpose(0, 2, 3, 1, 4, 5).reshape(N, Ho * Wo, C * kh * kw)  # copy
+
+
+def _fold(dcols_T, x_shape, kernel, stride, padding) -> np.ndarray:
+    """col2im, the adjoint of :func:`_patches`: sum each patch gradient back onto X.
+
+    ``dcols_T`` (K, N * P) holds the patch gradients K-major (computed as
+    ``Wm^T dZ^T``), so each kernel offset reads contiguous (Ho, Wo) planes.
+    """
+    N, C, H, W = x_shape
+    kh, kw = kernel
+    Ho = (H + 2 * padding - kh) // stride + 1
+    Wo = (W + 2 * padding - kw) // stride + 1
+    dcols_T = dcols_T.reshape(C, kh, kw, N, Ho, Wo)
+    dXp = np.zeros((N, C, H + 2 * padding, W + 2 * padding))  # (N, C, Hp, Wp)
+    for a in range(kh):
+        for b in range(kw):
+            rows = slice(a, a + stride * (Ho - 1) + 1, stride)
+            cols = slice(b, b + stride * (Wo - 1) + 1, stride)
+            dXp[:, :, rows, cols] += dcols_T[:, a, b].transpose(1, 0, 2, 3)
+    return dXp[:, :, padding : padding + H, padding : padding + W]
+
+
+def _rows(T) -> np.ndarray:
+    """(N, c, Ho, Wo) -> (N * Ho * Wo, c): one row per (sample, position)."""
+    return T.transpose(0, 2, 3, 1).reshape(-1, T.shape[1])
+
+
+def _nchw(M, N, Ho, Wo) -> np.ndarray:
+    """(N * Ho * Wo, c) -> (N, c, Ho, Wo), the inverse of :func:`_rows` (a view)."""
+    return M.reshape(N, Ho, Wo, -1).transpose(0, 3, 1, 2)
+
+
+class Conv2d(Layer):
+    """2-D convolution (cross-correlation) ``A = f(conv(X, W) + b)`` on NCHW input.
+
+    ``Z[n, i, y, x] = b[i] + sum_{c, a, e} W[i, c, a, e] * Xp[n, c, s y + a, s x + e]``
+    with ``Xp`` the input zero-padded by ``padding`` on each side and ``s`` the stride;
+    ``Ho = (H + 2 padding - kh) // s + 1`` (likewise ``Wo``).
+
+    Parameters
+    ----------
+    c_in, c_out : int
+        Input channels and number of neurons (output channels), both > 0.
+    kernel_size : int or pair of int
+        ``(kh, kw)``; an int k means ``(k, k)``.
+    stride : int
+        > 0, the same along both axes.
+    padding : int
+        >= 0 zeros on every side.
+    activation : str
+        One of :data:`minisplit.activations.ACTIVATIONS` (default ``"tanh"``).
+    seed : int, Generator or None
+        Initialisation: ``W ~ N(0, 1/(c_in kh kw))``, ``b = 0``.
+
+    Attributes
+    ----------
+    W : ndarray (c_out, c_in, kh, kw)
+        ``W[i]`` is neuron i's filter.
+    b : ndarray (c_out,)
+
+    Notes
+    -----
+    The forward cache is ``(cols, Z, X.shape)``: ``cols`` (N, P, K) are the
+    patches (built once, reused by the backward passes and the splitting
+    matrices), ``Z`` (N, c_out, Ho, Wo) the pre-activation.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> layer = Conv2d(3, 4, kernel_size=3, padding=1, seed=0)
+    >>> A, cache = layer.forward(np.ones((2, 3, 5, 5)))
+    >>> A.shape
+    (2, 4, 5, 5)
+    """
+
+    param_names = ("W", "b")
+
+    def __init__(self, c_in, c_out, kernel_size, stride=1, padding=0, activation="tanh", seed=None):
+        self.c_in = check_positive_int(c_in, "c_in")
+        self.c_out = check_positive_int(c_out, "c_out")
+        self.kernel_size = _pair(kernel_size, "kernel_size")
+        self.stride = check_positive_int(stride, "stride")
+        self.padding = check_nonnegative_int(padding, "padding")
+        self.act = get_activation(activation)
+        rng = make_rng(seed)
+        K = self.c_in * self.kernel_size[0] * self.kernel_size[1]
+        self.W = rng.normal(0.0, 1.0 / np.sqrt(K), size=(self.c_out, self.c_in, *self.kernel_size))
+        self.b = np.zeros(self.c_out)
+
+    def config(self) -> dict:
+        return {
+            "c_in": self.c_in,
+            "c_out": self.c_out,
+            "kernel_size": list(self.kernel_size),
+            "stride": self.stride,
+            "padding": self.padding,
+            "activation": self.act.name,
+        }
+
+    def output_shape(self, H: int, W: int) -> tuple[int, int]:
+        """``(Ho, Wo)`` for an H x W input."""
+        kh, kw = self.kernel_size
+        p, s = self.padding, self.stride
+        return (H + 2 * p - kh) // s + 1, (W + 2 * p - kw) // s + 1
+
+    def check_input(self, X: np.ndarray) -> None:
+        """Raise ValueError unless X is (N, c_in, H, W) and the kernel fits the padded input."""
+        if X.ndim != 4 or X.shape[1] != self.c_in:
+            raise ValueError(f"Conv2d input must have shape (N, {self.c_in}, H, W), got {X.shape}")
+        kh, kw = self.kernel_size
+        H, W = X.shape[2:]
+        if H + 2 * self.padding < kh or W + 2 * self.padding < kw:
+            raise ValueError(
+                f"Conv2d kernel {kh}x{kw} does not fit the {H}x{W} input with padding "
+                f"{self.padding}: need H + 2*padding >= {kh} and W + 2*padding >= {kw}"
+            )
+
+    def _patches(self, X):
+        return _patches(X, self.kernel_size, self.stride, self.padding)  # (N, P, K)
+
+    def _fold(self, dcols_T, x_shape):
+        return _fold(dcols_T, x_shape, self.kernel_size, self.stride, self.padding)  # (N, C, H, W)
+
+    def forward(self, X):
+        N = X.shape[0]
+        Ho, Wo = self.output_shape(*X.shape[2:])
+        cols = self._patches(X)  # (N, P, K)
+        Z = cols.reshape(N * Ho * Wo, -1) @ self.W.reshape(self.c_out, -1).T  # (M, c_out)
+        Z += self.b  # in place: Z is fresh, and each (M, c_out) temporary costs a memory pass
+        Z = _nchw(Z, N, Ho, Wo)  # (N, c_out, Ho, Wo), a view
+        return self.act.f(Z), (cols, Z, X.shape)
+
+    def backward(self, dA, cache, need_dX=True):
+        cols, Z, x_shape = cache
+        dZ = _rows(self.act.df(Z) * dA)  # (M, c_out)
+        dW = dZ.T @ cols.reshape(-1, cols.shape[2])  # (c_out, K)
+        db = dZ.sum(axis=0)  # (c_out,)
+        dX = self._fold(self.W.reshape(self.c_out, -1).T @ dZ.T, x_shape) if need_dX else None
+        return dX, [dW.reshape(self.W.shape), db]
+
+    def r_forward(self, R_X, V, cache):
+        cols, Z, _ = cache
+        N, Ho, Wo = Z.shape[0], Z.shape[2], Z.shape[3]
+        V_W, v_b = V
+        R_Z = cols.reshape(N * Ho * Wo, -1) @ V_W.reshape(self.c_out, -1).T  # (M, c_out)
+        R_Z += v_b
+        R_cols = None
+        if R_X is not None:
+            R_cols = self._patches(R_X).reshape(N * Ho * Wo, -1)  # (M, K)
+            R_Z += R_cols @ self.W.reshape(self.c_out, -1).T
+        R_Z = _nchw(R_Z, N, Ho, Wo)  # (N, c_out, Ho, Wo)
+        return self.act.df(Z) * R_Z, (R_cols, R_Z)
+
+    def r_backward(self, dA, R_dA, cache, r_cache, V):
+        cols, Z, x_shape = cache
+        R_cols, R_Z = r_cache
+        cols = cols.reshape(-1, cols.shape[2])  # (M, K)
+        Wm = self.W.reshape(self.c_out, -1)  # (c_out, K)
+        V_W = V[0].reshape(self.c_out, -1)  # (c_out, K)
+        df = self.act.df(Z)
+        dZ = _rows(df * dA)  # (M, c_out)
+        R_dZ = _rows(self.act.d2f(Z) * R_Z * dA + df * R_dA)  # (M, c_out)
+        R_dW = R_dZ.T @ cols  # (c_out, K)
+        if R_cols is not None:
+            R_dW += dZ.T @ R_cols
+        R_db = R_dZ.sum(axis=0)  # (c_out,)
+        dX = self._fold(Wm.T @ dZ.T, x_shape)  # (N, c_in, H, W)
+        R_dX = self._fold(Wm.T @ R_dZ.T + V_W.T @ dZ.T, x_shape)  # (N, c_in, H, W)
+        return dX, R_dX, [R_dW.reshape(self.W.shape), R_db]
+
+    # ---- splitting protocol (docs/splitting.md) -------------------------------------
+
+    @property
+    def n_neurons(self) -> int:
+        return self.c_out
+
+    @property
+    def neuron_dim(self) -> int:
+        return self.W[0].size + 1
+
+    def neuron_params(self):
+        return np.hstack([self.W.reshape(self.c_out, -1), self.b[:, None]])  # (c_out, K + 1)
+
+    def with_neuron_params(self, theta):
+        theta = check_array(theta, "theta")
+        d = self.neuron_dim
+        if theta.ndim != 2 or theta.shape[1] != d or theta.shape[0] == 0:
+            raise ValueError(f"theta must have shape (n, {d}) with n > 0, got {theta.shape}")
+        W = theta[:, :-1].reshape(theta.shape[0], *self.W.shape[1:])  # (n, c_in, kh, kw)
+        return self._with(W, theta[:, -1])
+
+    def _coefficients(self, dA, cache, d2f):
+        """C[m, i] = g_{m,i} f''(z_{m,i}) (M, c_out), rows m = (sample, position)."""
+        Z = cache[1]
+        if np.shape(dA) != Z.shape:
+            raise ValueError(f"dA must have the layer output's shape {Z.shape}, got {np.shape(dA)}")
+        if d2f is not None and not callable(d2f):
+            raise TypeError(f"d2f must be a callable z -> f''(z) or None, got {d2f!r}")
+        return _rows(dA * (d2f or self.act.d2f)(Z))  # (M, c_out)
+
+    def _blocks(self, cols, C):
+        """(h~ rows, C rows) in blocks of ~CHUNK_BYTES, so no full (M, d) copy of h~ is made."""
+        cols = cols.reshape(-1, cols.shape[2])  # (M, K)
+        step = max(1, _outer.CHUNK_BYTES // (8 * self.neuron_dim))
+        for start in range(0, cols.shape[0], step):
+            yield with_ones(cols[start : start + step]), C[start : start + step]
+
+    def splitting_matrices(self, dA, cache, d2f=None):
+        C = self._coefficients(dA, cache, d2f)  # (M, c_out)
+        d = self.neuron_dim
+        S = np.zeros((self.c_out, d, d))  # (c_out, d, d)
+        for H, C_block in self._blocks(cache[0], C):
+            S += weighted_outer_sum(H, C_block)
+        return S
+
+    def splitting_matvec(self, dA, cache, V, d2f=None):
+        V = check_array(V, "V")
+        if V.shape != (self.c_out, self.neuron_dim):
+            raise ValueError(f"V must have shape {(self.c_out, self.neuron_dim)}, got {V.shape}")
+        C = self._coefficients(dA, cache, d2f)  # (M, c_out)
+        SV = np.zeros(V.shape)  # (c_out, d)
+        for H, C_block in self._blocks(cache[0], C):
+            SV += weighted_outer_matvec(H, C_block, V)
+        return SV
+
+    def input_weights(self, n_units):
+        if n_units != self.c_in:
+            raise ValueError(
+                f"Conv2d reads one unit per input channel: n_units must be {self.c_in}, "
+                f"got {n_units!r}"
+            )
+        return self.W.transpose(1, 0, 2, 3).copy()  # (c_in, c_out, kh, kw)
+
+    def with_input_weights(self, W_in):
+        W_in = check_array(W_in, "W_in")
+        if W_in.ndim != 4 or W_in.shape[1:] != self.W.shape[:1] + self.W.shape[2:] or not len(W_in):
+            raise ValueError(
+                f"W_in must have shape (units, {self.c_out}, {self.kernel_size[0]}, "
+                f"{self.kernel_size[1]}) with units > 0, got {W_in.shape}"
+            )
+        return self._with(W_in.transpose(1, 0, 2, 3), self.b)
+
+    def _with(self, W, b):
+        """A Conv2d of this kernel, stride, padding and activation with (copies of) W and b."""
+        new = Conv2d.__new__(Conv2d)
+        new.c_out, new.c_in = W.shape[:2]
+        new.kernel_size, new.stride, new.padding = self.kernel_size, self.stride, self.padding
+        new.act = self.act
+        new.W, new.b = np.array(W, dtype=np.float64), np.array(b, dtype=np.float64)
+        return new
