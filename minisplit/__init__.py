@@ -5,8 +5,10 @@ their splitting matrix; every derivative is written by hand and checked by
 finite differences (:mod:`minisplit.gradcheck`).
 """
 
-from minisplit import datasets, gradcheck, landscapes, selection
+from minisplit import baselines, datasets, gradcheck, landscapes, plots, selection
 from minisplit.activations import ACTIVATIONS, get_activation
+from minisplit.growth import GrowthConfig, GrowthResult, compare, count_flops, grow, train_fixed
+from minisplit.history import Comparison, History
 from minisplit.io import load, save
 from minisplit.layers import RBF, AvgPool2d, Conv2d, Dense, Flatten, Layer
 from minisplit.losses import LOSSES, get_loss
@@ -64,4 +66,14 @@ __all__ = [
     "select_fraction",
     "select_knapsack",
     "selection",
+    "Comparison",
+    "GrowthConfig",
+    "GrowthResult",
+    "History",
+    "baselines",
+    "compare",
+    "count_flops",
+    "grow",
+    "plots",
+    "train_fixed",
 ]

@@ -1,0 +1,669 @@
+"""The growth loop of splitting steepest descent (MATH.md section 6) and its baselines.
+
+Round 0 trains the starting network until its loss plateaus. Every later round:
+
+1. compute the splitting indices lambda_min of every grown layer (the neuron
+   layers with a linear reader: :func:`growable_layers`);
+2. choose neurons with the selection rule (:mod:`minisplit.selection`, pooled
+   over layers), keeping within the size budget; when no index is negative,
+   stop ("stable") -- or, with ``signed=True``, choose by lambda_max instead;
+3. grow (:func:`minisplit.baselines.operations`): split the chosen neurons, or
+   grow the same number per layer a baseline's way; deepest layer first, the
+   optimiser state carried through each layer's surgery;
+4. train until the loss plateaus again.
+
+It stops when the budget (neurons, parameters or FLOPs) is spent, after
+``max_rounds`` surgeries, or when nothing can be chosen. Every round is recorded
+in a :class:`~minisplit.history.History` (fields in docs/growth.md). All
+randomness comes from one Generator seeded by ``config.seed``: a run is
+reproducible bit for bit, and resumable from a checkpoint (:mod:`minisplit.checkpoint`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import numbers
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from minisplit import baselines
+from minisplit.checkpoint import Checkpoint, fingerprint, load_checkpoint, save_checkpoint
+from minisplit.history import Comparison, History
+from minisplit.network import Network
+from minisplit.optim import SURGERY_MODES, make_optimizer
+from minisplit.selection import select_fraction, select_k, select_knapsack, select_threshold
+from minisplit.splitting import METHODS, add_neurons, reader_index, splitting_indices
+from minisplit.splitting import splitting_matrices as _splitting_matrices
+from minisplit.train import Plateau, train
+
+SELECTIONS = ("threshold", "k", "fraction", "knapsack")
+BUDGET_KINDS = ("neurons", "params", "flops")
+#: Why a run stopped (``history.meta["stop_reason"]``; "steps" for the fixed baseline).
+STOP_REASONS = ("budget", "max_rounds", "stable", "none_selected", "steps")
+
+
+def _real(value, low=None, strict=True, none=False) -> bool:
+    """Whether value is a finite real (> low, or >= low when not strict), or None if allowed."""
+    if value is None:
+        return none
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
+        return False
+    return low is None or (value > low if strict else value >= low)
+
+
+def _int(value, low, none=False) -> bool:
+    if value is None:
+        return none
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= low
+
+
+@dataclass(frozen=True)
+class GrowthConfig:
+    """Every setting of a growth run (JSON-able; part of a checkpoint's fingerprint).
+
+    Parameters
+    ----------
+    strategy : str
+        "splitting" or a baseline of :data:`minisplit.baselines.STRATEGIES`.
+    selection : {"threshold", "k", "fraction", "knapsack"}
+        Rule choosing neurons, pooled over layers, among negative indices only.
+    threshold, k, fraction : float, int, float
+        Parameters of the "threshold", "k" and "fraction" (default 0.3, as the
+        authors' code) rules.
+    knapsack_flops : float or None
+        FLOPs one "knapsack" round may add; None: the rest of a FLOPs budget.
+    eps : float or "line_search"
+        Split step (v is a unit vector: each offspring lies eps from its parent);
+        "line_search" keeps the value of ``eps_grid`` with the lowest training
+        loss right after the split.
+    signed, alpha : bool, float
+        Fall back to signed splits (negative output weight -alpha) along v_max
+        when every neuron is splitting-stable.
+    budget_kind, budget : str, float or None
+        Stop when the neurons of the grown layers, the parameters or the FLOPs
+        per sample reach ``budget`` (never exceeded); None: no size budget.
+    max_rounds, steps_per_round : int
+        At most this many surgeries; at most this many updates per round.
+    plateau_window, plateau_rel_tol : int or None, float
+        :class:`minisplit.train.Plateau`; window None trains full rounds.
+    optimizer, lr, optimizer_options : str, float, dict
+        ``make_optimizer(optimizer, lr=lr, **optimizer_options)``.
+    surgery_state : {"inherit", "reset"}
+        The optimiser state at a surgery (``optimizer.after_surgery``).
+    batch_size : int or None
+        None: full batch.
+    method, relu_surrogate
+        How splitting indices are computed (:func:`minisplit.splitting_indices`).
+    net2net_noise, gradmax_scale : float
+        Net2Net copy noise; norm of each GradMax outgoing weight vector.
+    seed : int
+        Seeds the run's only Generator.
+
+    Examples
+    --------
+    >>> GrowthConfig(selection="k", k=2, eps=0.05).to_dict()["k"]
+    2
+    """
+
+    strategy: str = "splitting"
+    selection: str = "fraction"
+    threshold: float = 0.0
+    k: int = 1
+    fraction: float = 0.3
+    knapsack_flops: float | None = None
+    eps: float | str = 0.1
+    eps_grid: tuple = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
+    signed: bool = False
+    alpha: float = 1.0
+    budget_kind: str = "neurons"
+    budget: float | None = 32
+    max_rounds: int = 10
+    steps_per_round: int = 1000
+    plateau_window: int | None = 50
+    plateau_rel_tol: float = 1e-3
+    optimizer: str = "adam"
+    lr: float = 0.01
+    optimizer_options: dict = field(default_factory=dict)
+    surgery_state: str = "inherit"
+    batch_size: int | None = None
+    method: str = "dense"
+    relu_surrogate: float | None = None
+    net2net_noise: float = 0.01
+    gradmax_scale: float = 0.01
+    seed: int = 0
+
+    def __post_init__(self):
+        object.__setattr__(self, "eps_grid", tuple(self.eps_grid))
+        choices = {
+            "strategy": baselines.STRATEGIES, "selection": SELECTIONS,
+            "budget_kind": BUDGET_KINDS, "surgery_state": SURGERY_MODES, "method": METHODS,
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        checks = {
+            "threshold": (_real(self.threshold), "a finite number"),
+            "k": (_int(self.k, 0), "a non-negative integer"),
+            "fraction": (_real(self.fraction, 0) and self.fraction <= 1, "in (0, 1]"),
+            "knapsack_flops": (_real(self.knapsack_flops, 0, none=True), "None or > 0"),
+            "eps": (self.eps == "line_search" or _real(self.eps, 0), '> 0 or "line_search"'),
+            "eps_grid": (
+                bool(self.eps_grid) and all(_real(e, 0) for e in self.eps_grid),
+                "a non-empty tuple of positive numbers",
+            ),
+            "signed": (isinstance(self.signed, bool), "True or False"),
+            "alpha": (_real(self.alpha, 0), "a positive number"),
+            "budget": (_real(self.budget, 0, none=True), "None or a positive number"),
+            "max_rounds": (_int(self.max_rounds, 1), "a positive integer"),
+            "steps_per_round": (_int(self.steps_per_round, 1), "a positive integer"),
+            "plateau_window": (_int(self.plateau_window, 1, none=True), "None or > 0"),
+            "plateau_rel_tol": (_real(self.plateau_rel_tol, 0, strict=False), ">= 0"),
+            "optimizer_options": (
+                isinstance(self.optimizer_options, dict) and "lr" not in self.optimizer_options,
+                "a dict of optimiser settings other than lr",
+            ),
+            "batch_size": (_int(self.batch_size, 1, none=True), "None or a positive integer"),
+            "relu_surrogate": (_real(self.relu_surrogate, 0, none=True), "None or > 0"),
+            "net2net_noise": (_real(self.net2net_noise, 0, strict=False), ">= 0"),
+            "gradmax_scale": (_real(self.gradmax_scale, 0), "a positive number"),
+            "seed": (_int(self.seed, 0), "a non-negative integer"),
+        }
+        for name, (ok, expected) in checks.items():
+            if not ok:
+                raise ValueError(f"{name} must be {expected}, got {getattr(self, name)!r}")
+        if self.selection == "knapsack" and self.knapsack_flops is None:
+            if self.budget_kind != "flops" or self.budget is None:
+                raise ValueError(
+                    'selection="knapsack" needs knapsack_flops, or budget_kind="flops" with a '
+                    "budget (the FLOPs left are then the knapsack's capacity)"
+                )
+        self.make_optimizer()  # validates the optimiser settings
+
+    def to_dict(self) -> dict:
+        """The settings as a JSON-able dict; ``GrowthConfig(**d)`` rebuilds the config."""
+        return {**asdict(self), "eps_grid": list(self.eps_grid)}
+
+    def make_optimizer(self):
+        """A fresh optimiser with these settings."""
+        return make_optimizer(self.optimizer, lr=self.lr, **self.optimizer_options)
+
+    def plateau(self) -> Plateau | None:
+        """Every round's plateau rule (None: train ``steps_per_round`` updates)."""
+        if self.plateau_window is None:
+            return None
+        return Plateau(self.plateau_window, self.plateau_rel_tol)
+
+
+@dataclass
+class GrowthResult:
+    """What :func:`grow` returns: the final network and the history of the run."""
+
+    net: Network
+    history: History
+
+
+# ---- sizes ---------------------------------------------------------------------------------
+
+
+def growable_layers(net) -> list[int]:
+    """Indices of the neuron layers with a linear reader (the hidden neuron layers)."""
+    out = []
+    for index, layer in enumerate(net.layers):
+        if hasattr(layer, "neuron_params"):
+            try:
+                reader_index(net, index)
+            except ValueError:  # the output layer, or a layer read non-linearly
+                continue
+            out.append(index)
+    return out
+
+
+def count_flops(net, X) -> int:
+    """Multiply-adds of one forward pass, per sample, over the neuron layers.
+
+    Dense ``n_in * n_out``, Conv2d ``c_in * kh * kw * c_out * Ho * Wo`` (Ho, Wo
+    from the shape of ``X``), RBF ``n_in * n_out``: in general neurons x weights
+    per neuron (bias excluded) x output positions. Activations, pooling and the
+    loss are not counted.
+
+    Examples
+    --------
+    >>> from minisplit import mlp
+    >>> count_flops(mlp([3, 4, 2], seed=0), np.zeros((5, 3)))   # 3*4 + 4*2
+    20
+    """
+    A, total = np.asarray(X)[:1], 0
+    for layer in net.layers:
+        A, _ = layer.forward(A)
+        if hasattr(layer, "neuron_params"):
+            weights = layer.neuron_dim - (1 if "b" in layer.param_names else 0)
+            total += layer.n_neurons * weights * (A[0].size // layer.n_neurons)
+    return int(total)
+
+
+def network_size(net, X, layers) -> dict:
+    """``{"neurons": per layer of layers, "n_neurons": their sum, "params", "flops"}``."""
+    neurons = [int(net.layers[index].n_neurons) for index in layers]
+    flops = count_flops(net, X)
+    return {"neurons": neurons, "n_neurons": sum(neurons), "params": net.n_params, "flops": flops}
+
+
+def _measure(size, kind) -> int:
+    return size["n_neurons" if kind == "neurons" else kind]
+
+
+def _unit_costs(net, X, layers, kind) -> dict:
+    """What one more neuron in each layer costs in ``kind`` units (measured on a grown copy)."""
+    base = _measure(network_size(net, X, layers), kind)
+    costs = {}
+    for index in layers:
+        obj = net.layers[index]
+        W_in = net.layers[reader_index(net, index)].input_weights(obj.n_neurons)
+        one = add_neurons(net, index, np.zeros((1, obj.neuron_dim)), np.zeros_like(W_in[:1]))
+        costs[index] = _measure(network_size(one, X, layers), kind) - base
+    return costs
+
+
+# ---- one round's plan ----------------------------------------------------------------------
+
+
+def _choose(values, config, flops_costs, flops_left) -> dict:
+    """The selection rule on values pooled over layers: {layer: indices}."""
+    layers = sorted(values)
+    if config.selection == "fraction":
+        return select_fraction(values, config.fraction)
+    flat = np.concatenate([values[i] for i in layers])  # (total,)
+    owner = np.concatenate([np.full(values[i].size, i) for i in layers])  # (total,)
+    local = np.concatenate([np.arange(values[i].size) for i in layers])  # (total,)
+    if config.selection == "threshold":
+        picked = select_threshold(flat, config.threshold)
+    elif config.selection == "k":
+        picked = select_k(flat, config.k)
+    else:
+        capacity = min(flops_left, config.knapsack_flops or np.inf)
+        picked = select_knapsack(flat, np.array([flops_costs[i] for i in owner], float), capacity)
+    return {i: local[picked[owner[picked] == i]] for i in layers}
+
+
+def _fit_budget(chosen, values, costs, left) -> dict:
+    """The chosen neurons, most negative first, as long as their total cost fits ``left``."""
+    ranked = sorted((values[i][j], i, j) for i, idx in chosen.items() for j in idx)
+    kept, spent = {}, 0
+    for _, i, j in ranked:
+        if spent + costs[i] <= left:
+            spent += costs[i]
+            kept.setdefault(i, []).append(int(j))
+    return {i: np.array(kept[i], dtype=np.int64) for i in sorted(kept)}
+
+
+def _indices(net, X, y, layers, which, config):
+    """{layer: values (n,)}, {layer: unit vectors (n, d)} of the extreme eigenpairs of S_i."""
+    pairs = {
+        i: splitting_indices(
+            net, X, y, i, which=which, method=config.method,
+            relu_surrogate=config.relu_surrogate, seed=config.seed,
+        )
+        for i in layers
+    }
+    return {i: p[0] for i, p in pairs.items()}, {i: p[1] for i, p in pairs.items()}
+
+
+def _plan(net, X, y, layers, config, size):
+    """``(plan, values, vectors, spectrum)`` for this round, or ``(reason, spectrum)`` to stop.
+
+    ``values`` are the second-order coefficients c_i with dL = (eps^2/2) c_i:
+    lambda_min, or -alpha/(1 + alpha) lambda_max for a signed split.
+    """
+    kind = config.budget_kind
+    left = np.inf if config.budget is None else config.budget - _measure(size, kind)
+    costs = _unit_costs(net, X, layers, kind)
+    flops_costs = costs if kind == "flops" else _unit_costs(net, X, layers, "flops")
+    flops_left = left if kind == "flops" else np.inf
+    values, vectors = _indices(net, X, y, layers, "min", config)
+    spectrum = {"kind": "min", "values": [values[i].tolist() for i in layers]}
+    stable = all(np.all(values[i] >= 0) for i in layers)
+    if stable and config.signed:
+        lam_max, vectors = _indices(net, X, y, layers, "max", config)
+        values = {i: -config.alpha / (1 + config.alpha) * lam_max[i] for i in layers}
+        spectrum = {"kind": "max", "values": [lam_max[i].tolist() for i in layers]}
+        stable = all(np.all(values[i] >= 0) for i in layers)
+    chosen = _choose(values, config, flops_costs, flops_left)
+    if not any(idx.size for idx in chosen.values()):
+        return ("stable" if stable else "none_selected"), spectrum
+    plan = _fit_budget(chosen, values, costs, left)
+    if not plan:
+        return "budget", spectrum
+    return plan, values, vectors, spectrum
+
+
+def _apply(net, ops, eps):
+    """Apply the operations in order: the new network and [(net_before, layer, parents)]."""
+    trail = []
+    for index, _, _, op in ops:
+        new, parents = op(net, eps)
+        trail.append((net, index, parents))
+        net = new
+    return net, trail
+
+
+def _surgery(net, X, y, ops, config):
+    """``(eps, grown, trail)``: eps fixed, or the grid value with the lowest loss right after."""
+    if config.strategy not in baselines.SPLIT_STRATEGIES:
+        return (None, *_apply(net, ops, None))
+    grid = config.eps_grid if config.eps == "line_search" else (config.eps,)
+    best = None
+    for eps in grid:
+        grown, trail = _apply(net, ops, float(eps))
+        loss = grown.loss(X, y) if len(grid) > 1 else 0.0
+        if best is None or loss < best[0]:
+            best = (loss, float(eps), grown, trail)
+    return best[1:]
+
+
+def _predicted(net, X, y, ops, plan, values, eps, config):
+    """Second-order prediction of the loss change: (eps^2/2) sum_i c_i (None when unknown)."""
+    if config.strategy in ("new_neurons", "gradmax"):
+        return 0.0  # the function is unchanged
+    if config.strategy == "splitting":
+        return 0.5 * eps * eps * float(sum(np.sum(values[i][plan[i]]) for i in plan))
+    if config.strategy == "random_split" and config.method == "dense":
+        quad = 0.0  # v^T S v for each random direction, S on the network before the round
+        for index, neurons, V, _ in ops:
+            S = _splitting_matrices(net, X, y, index, config.relu_surrogate)[neurons]
+            quad += float(np.einsum("md,mde,me->", V, S, V))
+        return 0.5 * eps * eps * quad
+    return None
+
+
+# ---- the loop ------------------------------------------------------------------------------
+
+
+def _metrics(net, data) -> dict:
+    """Full-batch loss, and accuracy for cross-entropy, on the training and test data."""
+    X, y, X_test, y_test = data
+    out = {}
+    for part, A, b in (("train", X, y), ("test", X_test, y_test)):
+        loss = accuracy = None
+        if A is not None:
+            loss = float(net.loss(A, b))
+            if net.loss_fn.name == "cross_entropy":
+                accuracy = float(np.mean(np.argmax(net.forward(A), axis=1) == np.asarray(b)))
+        out[f"{part}_loss"], out[f"{part}_accuracy"] = loss, accuracy
+    return out
+
+
+def _train(net, data, optimizer, rng, config, steps, plateau, layers, steps_before):
+    """Train one round: the trained network and the round's training fields."""
+    start = time.perf_counter()
+    result = train(net, data[0], data[1], optimizer, steps, config.batch_size, rng, plateau)
+    fields = {
+        "time_train": time.perf_counter() - start,
+        **network_size(result.net, data[0], layers),
+        "steps": int(result.steps_run),
+        "total_steps": steps_before + int(result.steps_run),
+        "plateaued": bool(result.plateaued),
+        "losses": [float(v) for v in result.losses],
+        **_metrics(result.net, data),
+    }
+    return result.net, fields
+
+
+#: The surgery fields of round 0 (and of the fixed baseline's only round).
+_NO_SURGERY = {
+    "round": 0, "surgery": None, "chosen": None, "n_added": 0, "eps": None,
+    "loss_before": None, "loss_after_split": None, "predicted_change": None,
+    "actual_change": None, "spectrum": None, "time_split": 0.0,
+}
+
+
+def _new_history(strategy, config, layers, net) -> History:
+    task = "classification" if net.loss_fn.name == "cross_entropy" else "regression"
+    meta = {"strategy": strategy, "config": config.to_dict(), "layers": layers, "task": task}
+    return History({**meta, "stop_reason": None, "stop_spectrum": None})
+
+
+def _check_inputs(net, data, config, progress) -> list:
+    X, y, X_test, y_test = data
+    if not isinstance(net, Network):
+        raise TypeError(f"net must be a Network, got {type(net).__name__}")
+    if not isinstance(config, GrowthConfig):
+        raise TypeError(f"config must be a GrowthConfig, got {type(config).__name__}")
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress must be callable or None, got {type(progress).__name__}")
+    if (X_test is None) != (y_test is None):
+        raise ValueError("X_test and y_test must be given together")
+    net.loss(X, y)  # validates shapes and targets
+    if X_test is not None:
+        net.loss(X_test, y_test)
+    layers = growable_layers(net)
+    if not layers:
+        raise ValueError("net has no layer to grow: no neuron layer is read linearly by another")
+    if config.strategy == "gradmax":
+        for index in layers:
+            baselines.check_gradmax(net, index)
+    return layers
+
+
+class _Run:
+    """The mutable state of one growth run: network, optimiser, Generator, history."""
+
+    def __init__(self, net, data, config, layers, checkpoint, progress):
+        self.net, self.data, self.config, self.layers = net, data, config, layers
+        self.checkpoint, self.progress = checkpoint, progress
+        self.stamp = fingerprint(config.to_dict(), data[0], data[1], net)
+        self.optimizer = config.make_optimizer()
+        self.rng = np.random.default_rng(config.seed)
+        self.history = _new_history(config.strategy, config, layers, net)
+
+    def restore(self, saved) -> None:
+        """Continue from a checkpoint of this very run."""
+        if saved.fingerprint != self.stamp:
+            raise ValueError(
+                f"checkpoint {self.checkpoint!r} belongs to another run (its config, data or "
+                "starting network differ from these); use another directory or resume=False"
+            )
+        self.net, self.history = saved.net, saved.history
+        self.optimizer.load_state_dict(saved.optimizer)
+        self.rng.bit_generator.state = saved.rng_state
+
+    def train(self, net, surgery) -> None:
+        """Train ``net`` one round; record it (after the ``surgery`` fields), checkpoint, report."""
+        config, steps_before = self.config, self.history.total_steps
+        self.net, fields = _train(
+            net, self.data, self.optimizer, self.rng, config, config.steps_per_round,
+            config.plateau(), self.layers, steps_before,
+        )
+        record = {**surgery, **fields}
+        self.history.rounds.append(record)
+        if self.checkpoint is not None:
+            state = (self.optimizer.state_dict(), self.rng.bit_generator.state, self.history)
+            save_checkpoint(
+                self.checkpoint, Checkpoint(self.net, *state, config.to_dict(), self.stamp)
+            )
+        if self.progress is not None:
+            keys = ("round", "n_neurons", "params", "flops", "total_steps")
+            event = {k: record[k] for k in keys}
+            self.progress({"event": "round", **event, "loss": record["train_loss"]})
+
+    def grow_round(self):
+        """Plan, grow and train one round; return ``(reason, spectrum)`` to stop, else None."""
+        X, y = self.data[:2]
+        net, config, layers = self.net, self.config, self.layers
+        size, round_index = network_size(net, X, layers), len(self.history.rounds)
+        if config.budget is not None and _measure(size, config.budget_kind) >= config.budget:
+            return "budget", None
+        if round_index > config.max_rounds:
+            return "max_rounds", None
+        start = time.perf_counter()
+        planned = _plan(net, X, y, layers, config, size)
+        if isinstance(planned[0], str):
+            return planned
+        plan, values, vectors, spectrum = planned
+        alpha = config.alpha if spectrum["kind"] == "max" else None
+        ops = baselines.operations(
+            config.strategy, net, X, y, plan, self.rng, directions=vectors, alpha=alpha,
+            noise=config.net2net_noise, scale=config.gradmax_scale,
+        )
+        eps, grown, trail = _surgery(net, X, y, ops, config)
+        for net_before, index, parents in trail:
+            self.optimizer.after_surgery(net_before, index, parents, config.surgery_state)
+        name = config.strategy
+        if name == "splitting":
+            name = "split" if alpha is None else "signed_split"
+        loss_before, loss_after = self.history.rounds[-1]["train_loss"], float(grown.loss(X, y))
+        record = {
+            "round": round_index,
+            "surgery": name,
+            "chosen": {str(i): idx.tolist() for i, idx in plan.items()},
+            "n_added": sum(grown.layers[i].n_neurons - net.layers[i].n_neurons for i in layers),
+            "eps": eps,
+            "loss_before": loss_before,
+            "loss_after_split": loss_after,
+            "predicted_change": _predicted(net, X, y, ops, plan, values, eps, config),
+            "actual_change": loss_after - loss_before,
+            "spectrum": spectrum,
+            "time_split": time.perf_counter() - start,
+        }
+        self.train(grown, record)
+        return None
+
+
+def grow(
+    net, X, y, config=None, X_test=None, y_test=None, checkpoint=None, resume=False, progress=None
+) -> GrowthResult:
+    """Grow a network: train to a plateau, grow, repeat (module docstring; docs/growth.md).
+
+    Parameters
+    ----------
+    net : Network
+        The starting network (not modified).
+    X, y : arrays
+        Training data: losses, splitting indices and line searches use all of it.
+    config : GrowthConfig or None
+        None: ``GrowthConfig()``.
+    X_test, y_test : arrays or None
+        Evaluated at the end of every round.
+    checkpoint : str or os.PathLike or None
+        A directory; a snapshot is written after every round (:mod:`minisplit.checkpoint`).
+    resume : bool
+        Continue from the checkpoint if it holds one (start afresh otherwise);
+        the result is bit-identical to an uninterrupted run. A checkpoint of
+        another config, data or starting network raises ValueError.
+    progress : callable or None
+        Called with ``{"event": "round", "round", "n_neurons", "params", "flops",
+        "loss", "total_steps"}`` after every round and ``{"event": "stop",
+        "round", "reason"}`` at the end.
+
+    Returns
+    -------
+    GrowthResult
+
+    Examples
+    --------
+    >>> import minisplit as ms
+    >>> X, y = ms.datasets.rbf_teacher(n=32, seed=0)
+    >>> config = ms.GrowthConfig(budget=4, steps_per_round=100)
+    >>> result = ms.grow(ms.mlp([1, 2, 1], seed=0), X, y, config)
+    >>> result.history.rounds[-1]["n_neurons"], result.history.meta["stop_reason"]
+    (4, 'budget')
+    """
+    config = GrowthConfig() if config is None else config
+    data = (X, y, X_test, y_test)
+    layers = _check_inputs(net, data, config, progress)
+    run = _Run(net, data, config, layers, checkpoint, progress)
+    saved = load_checkpoint(checkpoint) if checkpoint is not None and resume else None
+    if saved is not None:
+        run.restore(saved)
+    if not run.history.rounds:
+        run.train(net, _NO_SURGERY)
+    stop = None
+    while stop is None:
+        stop = run.grow_round()
+    history = run.history
+    history.meta["stop_reason"], history.meta["stop_spectrum"] = stop
+    if progress is not None:
+        progress({"event": "stop", "round": len(history.rounds) - 1, "reason": stop[0]})
+    return GrowthResult(run.net, history)
+
+
+# ---- the fixed-size baseline and comparisons ------------------------------------------------
+
+
+def train_fixed(net, X, y, config, steps, X_test=None, y_test=None) -> GrowthResult:
+    """The "fixed" baseline: ``net``'s architecture, fresh weights, ``steps`` updates from scratch.
+
+    Same optimiser, batch size and seed as ``config``; no plateau stop, so it
+    gets exactly ``steps`` updates (give it a grown run's ``history.total_steps``).
+    The history has one round (round 0) and stop reason "steps".
+    """
+    data = (X, y, X_test, y_test)
+    layers = _check_inputs(net, data, config, None)
+    rng = np.random.default_rng(config.seed)
+    fresh = baselines.reinitialized(net, rng)
+    history = _new_history("fixed", config, layers, net)
+    history.meta["stop_reason"] = "steps"
+    optimizer = config.make_optimizer()
+    fresh, fields = _train(fresh, data, optimizer, rng, config, steps, None, layers, 0)
+    history.rounds.append({**_NO_SURGERY, **fields})
+    return GrowthResult(fresh, history)
+
+
+def compare(
+    data, make_net, config=None, strategies=(*baselines.STRATEGIES, "fixed"), seeds=(0,),
+    progress=None,
+) -> Comparison:
+    """Run several strategies over several seeds on one data set, with the same training budget.
+
+    Each (strategy, seed) runs :func:`grow` from ``make_net(seed)`` with
+    ``config`` (strategy and seed replaced): the same optimiser, steps per round,
+    plateau rule and budget for all. "fixed" trains the final architecture of
+    the same seed's "splitting" run from scratch for that run's total steps.
+
+    Parameters
+    ----------
+    data : minisplit.datasets.Dataset
+    make_net : callable
+        ``seed -> Network``, the starting network.
+    config : GrowthConfig or None
+    strategies : sequence of str
+        From :data:`minisplit.baselines.STRATEGIES` and "fixed" ("fixed" needs "splitting").
+    seeds : sequence of int
+    progress : callable or None
+        Receives :func:`grow`'s events with ``"strategy"`` and ``"seed"`` added.
+
+    Returns
+    -------
+    Comparison
+        ``rows()`` gives one table row per (strategy, seed).
+    """
+    config = GrowthConfig() if config is None else config
+    strategies, seeds = list(strategies), [int(s) for s in seeds]
+    unknown = [s for s in strategies if s not in (*baselines.STRATEGIES, "fixed")]
+    if unknown or not strategies or len(set(strategies)) != len(strategies):
+        raise ValueError(f"strategies must be distinct names of {baselines.STRATEGIES} or "
+                         f"'fixed', got {strategies}")
+    if "fixed" in strategies and "splitting" not in strategies:
+        raise ValueError('"fixed" trains the final architecture of "splitting": include both')
+    if not callable(make_net):
+        raise TypeError(f"make_net must be a callable seed -> Network, got {make_net!r}")
+    histories, nets = {s: [] for s in strategies}, {s: [] for s in strategies}
+    parts = (data.X_train, data.y_train, data.X_test, data.y_test)
+    for seed in seeds:
+        for strategy in sorted(strategies, key=lambda s: s == "fixed"):  # fixed after splitting
+            if strategy == "fixed":
+                final, steps = nets["splitting"][-1], histories["splitting"][-1].total_steps
+                run = dataclasses.replace(config, seed=seed, strategy="splitting")
+                result = train_fixed(final, parts[0], parts[1], run, steps, *parts[2:])
+            else:
+                run = dataclasses.replace(config, seed=seed, strategy=strategy)
+                report = None if progress is None else _tagged(progress, strategy, seed)
+                result = grow(make_net(seed), *parts[:2], run, *parts[2:], progress=report)
+            histories[strategy].append(result.history)
+            nets[strategy].append(result.net)
+    return Comparison(data.name, seeds, histories, nets)
+
+
+def _tagged(progress, strategy, seed):
+    return lambda event: progress({**event, "strategy": strategy, "seed": seed})

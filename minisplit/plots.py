@@ -1,0 +1,176 @@
+"""Figures of growth runs, drawn from a History or a Comparison alone.
+
+Every function builds a :class:`matplotlib.figure.Figure` on the Agg canvas
+(no pyplot, no global state, no display needed), saves it to ``path`` when one
+is given (the format follows the file extension) and returns it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from minisplit.history import Comparison, History
+
+#: Quantities :func:`plot_comparison` can put on the vertical axis.
+METRICS = ("train_loss", "test_loss", "train_accuracy", "test_accuracy")
+
+
+def _figure(width=6.4, height=4.0):
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig, fig.add_subplot()
+
+
+def _finish(fig, path):
+    if path is not None:
+        fig.savefig(path, dpi=120)
+    return fig
+
+
+def _check(obj, cls, name):
+    if not isinstance(obj, cls):
+        raise TypeError(f"{name} must be a {cls.__name__}, got {type(obj).__name__}")
+
+
+def plot_training(history, path=None, title=None) -> Figure:
+    """Training loss against optimiser steps, with every surgery marked.
+
+    Each recorded mini-batch loss is a point of the curve; a dashed vertical
+    line marks the step at which a round's surgery happened, and a dot on it
+    the full-batch training loss right after that surgery.
+
+    Parameters
+    ----------
+    history : History
+    path : str or os.PathLike or None
+        Where to save (e.g. ``"loss.png"``); None: do not save.
+    title : str or None
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> h = History(meta={}, rounds=[{"steps": 3, "losses": [3.0, 2.0, 1.5]}])
+    >>> plot_training(h).axes[0].get_xlabel()
+    'optimiser step'
+    """
+    _check(history, History, "history")
+    fig, ax = _figure()
+    steps, losses = history.step_losses()
+    ax.plot(steps, losses, lw=1.0, color="C0", label="training loss (mini-batch)")
+    surgeries = [r for r in history.rounds if r.get("surgery") is not None]
+    for i, (step, r) in enumerate(zip(history.split_steps(), surgeries)):
+        label = f"{r['surgery']} (+{r.get('n_added', '?')} neurons)" if i == 0 else None
+        ax.axvline(step, color="C3", ls="--", lw=0.8, label=label)
+        if r.get("loss_after_split") is not None:
+            ax.plot([step], [r["loss_after_split"]], "o", color="C3", ms=3)
+    if losses.size and np.all(losses > 0):
+        ax.set_yscale("log")
+    ax.set_xlabel("optimiser step")
+    ax.set_ylabel("loss")
+    ax.set_title(title or f"growth by {history.meta.get('strategy', '?')}")
+    ax.legend(loc="upper right", fontsize="small")
+    return _finish(fig, path)
+
+
+def plot_comparison(comparison, path=None, metric="test_loss", title=None) -> Figure:
+    """A metric against the number of neurons, one colour per strategy, one line per seed.
+
+    Every point is the end of a round (its network size and its metric), so a
+    line shows how a strategy trades size for quality as it grows; the "fixed"
+    baseline is a single point per seed.
+
+    Parameters
+    ----------
+    comparison : Comparison
+    path : str or os.PathLike or None
+    metric : {"train_loss", "test_loss", "train_accuracy", "test_accuracy"}
+    title : str or None
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    _check(comparison, Comparison, "comparison")
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+    fig, ax = _figure()
+    positive = True
+    for colour, (strategy, runs) in enumerate(comparison.histories.items()):
+        for seed_index, h in enumerate(runs):
+            pairs = [(r["n_neurons"], r.get(metric)) for r in h.rounds if r.get(metric) is not None]
+            if not pairs:
+                continue
+            x, y = np.array(pairs, dtype=np.float64).T
+            positive &= bool(np.all(y > 0))
+            label = strategy if seed_index == 0 else None
+            ax.plot(x, y, "o-", color=f"C{colour}", lw=1.0, ms=3, alpha=0.8, label=label)
+    if positive and metric.endswith("loss"):
+        ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("neurons in the grown layers")
+    ax.set_ylabel(metric.replace("_", " "))
+    ax.set_title(title or f"{comparison.dataset}: {metric.replace('_', ' ')} against size")
+    if ax.lines:
+        ax.legend(fontsize="small")
+    return _finish(fig, path)
+
+
+def plot_spectrum(history, path=None, title=None) -> Figure:
+    """The splitting indices of every neuron at every round, one colour per layer.
+
+    Round r shows the indices the round-r selection looked at (lambda_min, or
+    lambda_max for a signed split, drawn hollow); the last column is the
+    spectrum that stopped the run, if any. Points below the zero line are
+    neurons whose split lowers the loss. The vertical axis is symmetric-log
+    (linear within 1e-4 of the largest |index|), as indices span many orders
+    of magnitude.
+
+    Parameters
+    ----------
+    history : History
+    path : str or os.PathLike or None
+    title : str or None
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    _check(history, History, "history")
+    fig, ax = _figure()
+    columns = [(r.get("round"), r.get("spectrum")) for r in history.rounds]
+    stop = history.meta.get("stop_spectrum")
+    if stop is not None:
+        columns.append((len(history.rounds), stop))
+    layers = history.meta.get("layers", [])
+    largest = 0.0
+    for round_index, spectrum in columns:
+        if spectrum is None:
+            continue
+        hollow = spectrum.get("kind") == "max"
+        for j, values in enumerate(spectrum["values"]):
+            values = np.asarray(values, dtype=np.float64)
+            if values.size == 0:
+                continue
+            largest = max(largest, float(np.max(np.abs(values))))
+            x = np.full(values.size, float(round_index)) + 0.08 * (j - (len(layers) - 1) / 2)
+            face = "none" if hollow else f"C{j}"
+            label = f"layer {layers[j]}" if j < len(layers) else f"layer #{j}"
+            ax.scatter(x, values, s=14, facecolors=face, edgecolors=f"C{j}", label=label)
+    ax.axhline(0.0, color="k", lw=0.8)
+    # linear within 1e-4 of the largest index, logarithmic beyond
+    ax.set_yscale("symlog", linthresh=largest * 1e-4 if largest > 0 else 1.0)
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles))
+    if unique:
+        ax.legend(unique.values(), unique.keys(), fontsize="small")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("round")
+    ax.set_ylabel("splitting index")
+    ax.set_title(title or "splitting indices per round")
+    return _finish(fig, path)

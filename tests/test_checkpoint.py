@@ -1,0 +1,195 @@
+"""Checkpoints and resume; History files."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import numpy as np
+import pytest
+
+from minisplit import checkpoint as ckpt
+from minisplit import datasets, mlp
+from minisplit.growth import GrowthConfig, grow
+from minisplit.history import History
+
+CONFIG = GrowthConfig(
+    strategy="random_split", steps_per_round=80, batch_size=16, budget=None, max_rounds=3,
+    selection="k", k=1, seed=3,
+)
+
+
+class Interrupt(Exception):
+    """Stands for a crash (or Ctrl-C) between two rounds."""
+
+
+@pytest.fixture(scope="module")
+def data():
+    return datasets.rbf_teacher(n=48, seed=0)
+
+
+@pytest.fixture(scope="module")
+def straight(data):
+    X, y = data
+    return grow(mlp([1, 2, 1], seed=0), X, y, CONFIG)
+
+
+def _interrupt_after(round_index):
+    def progress(event):
+        if event["event"] == "round" and event["round"] == round_index:
+            raise Interrupt
+
+    return progress
+
+
+def test_resume_is_bit_identical_to_an_uninterrupted_run(data, straight, tmp_path):
+    X, y = data
+    folder = tmp_path / "run"
+    with pytest.raises(Interrupt):
+        grow(mlp([1, 2, 1], seed=0), X, y, CONFIG, checkpoint=folder,
+             progress=_interrupt_after(2))
+    saved = ckpt.load_checkpoint(folder)
+    assert len(saved.history.rounds) == 3  # rounds 0, 1, 2 done
+    events = []
+    resumed = grow(mlp([1, 2, 1], seed=0), X, y, CONFIG, checkpoint=folder, resume=True,
+                   progress=events.append)
+    assert [e["round"] for e in events] == [3, 3]  # one more round, then the stop
+    assert resumed.history.without_times() == straight.history.without_times()
+    assert len(straight.history.rounds) == 4
+    for p, q in zip(resumed.net.params, straight.net.params):
+        np.testing.assert_array_equal(p, q)
+
+
+def test_a_checkpoint_holds_the_whole_state(data, tmp_path):
+    X, y = data
+    config = dataclasses.replace(CONFIG, max_rounds=1)
+    result = grow(mlp([1, 2, 1], seed=0), X, y, config, checkpoint=tmp_path)
+    saved = ckpt.load_checkpoint(tmp_path)
+    assert saved.config == config.to_dict()
+    assert saved.history.rounds == result.history.rounds
+    assert saved.rng_state["bit_generator"] == "PCG64"
+    assert int(saved.optimizer["t"]) == result.history.total_steps
+    for p, q in zip(saved.net.params, result.net.params):
+        np.testing.assert_array_equal(p, q)
+    snapshots = [e for e in os.listdir(tmp_path) if e.startswith("snapshot-")]
+    assert len(snapshots) == 1 and sorted(os.listdir(tmp_path)) == sorted(["LATEST", *snapshots])
+
+
+def _state_of(folder):
+    saved = ckpt.load_checkpoint(folder)
+    return saved.history.to_json(), [p.copy() for p in saved.net.params], saved.rng_state
+
+
+@pytest.mark.parametrize("crash_at", ["network.npz", "optimizer.npz", "LATEST"])
+def test_an_interrupted_write_leaves_the_previous_checkpoint(data, tmp_path, monkeypatch,
+                                                             crash_at):
+    """The process dies while writing the network, the optimiser state, or renaming LATEST."""
+    X, y = data
+    config = dataclasses.replace(CONFIG, max_rounds=1)
+    grow(mlp([1, 2, 1], seed=0), X, y, config, checkpoint=tmp_path)
+    before = _state_of(tmp_path)
+    real_replace, real_write = os.replace, ckpt._write_file
+
+    def replace(src, dst):  # io.save and write_atomic end with os.replace(temporary, path)
+        if os.path.basename(dst) == crash_at:
+            raise Interrupt
+        real_replace(src, dst)
+
+    def write_file(path, write):
+        real_write(path, write)  # the bytes are on disk, then the process dies
+        if os.path.basename(path) == crash_at:
+            raise Interrupt
+
+    monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setattr(ckpt, "_write_file", write_file)
+    with pytest.raises(Interrupt):
+        grow(mlp([1, 2, 1], seed=5), X, y, config, checkpoint=tmp_path)
+    monkeypatch.undo()
+    after = _state_of(tmp_path)
+    assert after[0] == before[0] and after[2] == before[2]
+    for p, q in zip(after[1], before[1]):
+        np.testing.assert_array_equal(p, q)
+    # the next write succeeds and tidies the half-written snapshot away
+    grow(mlp([1, 2, 1], seed=5), X, y, config, checkpoint=tmp_path)
+    assert len([e for e in os.listdir(tmp_path) if e.startswith("snapshot-")]) == 1
+    assert _state_of(tmp_path)[0] != before[0]
+
+
+def test_a_checkpoint_of_another_run_is_refused(data, tmp_path):
+    X, y = data
+    config = dataclasses.replace(CONFIG, max_rounds=1)
+    grow(mlp([1, 2, 1], seed=0), X, y, config, checkpoint=tmp_path)
+    others = [
+        (mlp([1, 2, 1], seed=0), X, y, dataclasses.replace(config, lr=0.02)),
+        (mlp([1, 2, 1], seed=0), X, y + 1.0, config),
+        (mlp([1, 2, 1], seed=1), X, y, config),
+    ]
+    for net, X_, y_, config_ in others:
+        with pytest.raises(ValueError, match="another run"):
+            grow(net, X_, y_, config_, checkpoint=tmp_path, resume=True)
+
+
+def test_resume_without_a_checkpoint_starts_afresh(data, straight, tmp_path):
+    X, y = data
+    result = grow(mlp([1, 2, 1], seed=0), X, y, CONFIG, checkpoint=tmp_path / "new", resume=True)
+    assert result.history.without_times() == straight.history.without_times()
+
+
+def test_load_checkpoint_errors(tmp_path):
+    assert ckpt.load_checkpoint(tmp_path / "missing") is None
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="directory"):
+        ckpt.load_checkpoint(tmp_path / "file")
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "dir" / "LATEST").write_text("snapshot-9999-gone\n")
+    with pytest.raises(ValueError, match="missing snapshot"):
+        ckpt.load_checkpoint(tmp_path / "dir")
+
+
+def test_fingerprint_sees_config_data_and_network():
+    X, y = np.zeros((4, 1)), np.zeros((4, 1))
+    net = mlp([1, 2, 1], seed=0)
+    base = ckpt.fingerprint({"a": 1}, X, y, net)
+    assert base == ckpt.fingerprint({"a": 1}, X.copy(), y.copy(), mlp([1, 2, 1], seed=0))
+    assert base != ckpt.fingerprint({"a": 2}, X, y, net)
+    assert base != ckpt.fingerprint({"a": 1}, X[:3], y[:3], net)
+    assert base != ckpt.fingerprint({"a": 1}, X + 1e-300, y, net)
+    assert base != ckpt.fingerprint({"a": 1}, X, y, mlp([1, 3, 1], seed=0))
+
+
+# ---- History files -----------------------------------------------------------------------
+
+
+def test_history_json_round_trip(straight, tmp_path):
+    path = tmp_path / "history.json"
+    straight.history.save(path)
+    loaded = History.load(path)
+    assert loaded == straight.history  # floats survive JSON exactly
+    assert json.loads(path.read_text())["format"] == "minisplit.history"
+    assert [f for f in os.listdir(tmp_path)] == ["history.json"]  # no temporary left
+
+
+def test_history_views():
+    h = History(
+        meta={},
+        rounds=[
+            {"surgery": None, "steps": 3, "losses": [4.0, 3.0, 2.0], "time_train": 1.0},
+            {"surgery": "split", "steps": 2, "losses": [1.5, 1.0], "time_train": 2.0},
+        ],
+    )
+    steps, losses = h.step_losses()
+    np.testing.assert_array_equal(steps, [0, 1, 2, 3, 4])
+    np.testing.assert_array_equal(losses, [4.0, 3.0, 2.0, 1.5, 1.0])
+    assert h.split_steps() == [3] and h.total_steps == 5
+    assert "time_train" not in h.without_times().rounds[0]
+
+
+@pytest.mark.parametrize(
+    "text", ["not json", '{"format": "other"}', '{"format": "minisplit.history", "version": 9}']
+)
+def test_history_refuses_foreign_files(tmp_path, text):
+    path = tmp_path / "h.json"
+    path.write_text(text)
+    with pytest.raises(ValueError):
+        History.load(path)

@@ -1,0 +1,78 @@
+"""Figures: they draw what the history holds and write image files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+from minisplit import datasets, mlp, plots
+from minisplit.growth import GrowthConfig, compare, grow
+from minisplit.history import Comparison, History
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def history():
+    X, y = datasets.rbf_teacher(n=32, seed=0)
+    config = GrowthConfig(steps_per_round=60, budget=5, fraction=0.5, signed=True)
+    return grow(mlp([1, 2, 2, 1], seed=0), X, y, config).history
+
+
+@pytest.fixture(scope="module")
+def comparison():
+    data = datasets.load("blobs", n=40, n_classes=2)
+    config = GrowthConfig(steps_per_round=30, budget=3, fraction=0.5)
+    return compare(data, lambda s: mlp([2, 2, 2], loss="cross_entropy", seed=s), config,
+                   strategies=("splitting", "new_neurons", "fixed"), seeds=(0, 1))
+
+
+def test_plot_training_marks_every_surgery(history, tmp_path):
+    path = tmp_path / "training.png"
+    fig = plots.plot_training(history, path)
+    assert isinstance(fig, Figure) and path.read_bytes().startswith(PNG)
+    ax = fig.axes[0]
+    steps, losses = history.step_losses()
+    np.testing.assert_array_equal(ax.lines[0].get_ydata(), losses)
+    marked = [line.get_xdata()[0] for line in ax.lines[1:] if line.get_linestyle() == "--"]
+    assert marked == history.split_steps() and len(marked) == len(history.rounds) - 1
+
+
+def test_plot_spectrum_shows_every_index(history, tmp_path):
+    path = tmp_path / "spectrum.png"
+    fig = plots.plot_spectrum(history, path)
+    assert path.read_bytes().startswith(PNG)
+    drawn = sorted(v for c in fig.axes[0].collections for v in c.get_offsets()[:, 1])
+    spectra = [r["spectrum"] for r in history.rounds] + [history.meta["stop_spectrum"]]
+    expected = sorted(v for s in spectra if s for layer in s["values"] for v in layer)
+    np.testing.assert_array_equal(drawn, expected)
+
+
+@pytest.mark.parametrize("metric", ["test_loss", "train_accuracy"])
+def test_plot_comparison_draws_one_line_per_run(comparison, tmp_path, metric):
+    path = tmp_path / f"{metric}.svg"
+    fig = plots.plot_comparison(comparison, path, metric=metric)
+    assert path.read_text().lstrip().startswith("<?xml")
+    lines = fig.axes[0].lines
+    assert len(lines) == 6  # 3 strategies x 2 seeds
+    last = comparison.histories["splitting"][1].rounds
+    np.testing.assert_array_equal(lines[1].get_xdata(), [r["n_neurons"] for r in last])
+    np.testing.assert_array_equal(lines[1].get_ydata(), [r[metric] for r in last])
+
+
+def test_plots_without_a_path_write_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    h = History(meta={}, rounds=[{"steps": 2, "losses": [1.0, 0.5], "spectrum": None}])
+    assert isinstance(plots.plot_training(h), Figure)
+    assert isinstance(plots.plot_spectrum(h), Figure)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_plots_refuse_bad_input(comparison):
+    with pytest.raises(TypeError, match="History"):
+        plots.plot_training({"rounds": []})
+    with pytest.raises(ValueError, match="metric"):
+        plots.plot_comparison(comparison, metric="flops")
+    with pytest.raises(TypeError, match="Comparison"):
+        plots.plot_comparison(Comparison("x", [0], {}).histories)
