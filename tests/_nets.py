@@ -12,12 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from minisplit import RBF, Dense, Network, flatten
-
-try:
-    from minisplit import AvgPool2d, Conv2d, Flatten
-except ImportError:  # the convolution layers are not part of the package yet
-    Conv2d = AvgPool2d = Flatten = None
+from minisplit import RBF, AvgPool2d, Conv2d, Dense, Flatten, Network, flatten
 
 N_SAMPLES = 6
 N_OUT = 2
@@ -136,9 +131,6 @@ CASES = [
     Case("rbf", rbf, (0,)),
     Case("rbf_dense", rbf_dense, (0, 1)),
 ]
-HAVE_CONV = Conv2d is not None
-if not HAVE_CONV:
-    CASES = [case for case in CASES if not case.name.startswith("conv")]
 #: (case, layer) pairs: every splittable layer of every architecture.
 CASE_LAYERS = [(case, layer) for case in CASES for layer in case.layers]
 

@@ -10,7 +10,7 @@ The only differences are summation orders, so outputs agree to a few ulps of max
 
 import numpy as np
 import pytest
-from _nets import CASE_LAYERS, HAVE_CONV, conv_conv, conv_flatten, dense, rbf
+from _nets import CASE_LAYERS, conv_conv, conv_flatten, dense, rbf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,7 +18,6 @@ import minisplit as ms
 from minisplit import RBF, Dense, Network
 
 ULPS = 1e-14
-needs_conv = pytest.mark.skipif(not HAVE_CONV, reason="Conv2d not in minisplit yet")
 seeds = st.integers(0, 2**32 - 1)
 
 
@@ -124,7 +123,6 @@ def test_add_neurons_bookkeeping_dense():
     np.testing.assert_array_equal(W2, [[1.0, -2.0, 4.0, 9.0], [8.0, 16.0, -32.0, 10.0]])
 
 
-@needs_conv
 def test_split_bookkeeping_conv_flatten():
     # The Dense after Flatten reads channel c through the H*W = 9 columns 9c ... 9c + 8;
     # splitting channel 1 appends a copy of that block, both halved.
@@ -146,7 +144,6 @@ def test_split_bookkeeping_conv_flatten():
     assert new.layers[2].W.shape == (2, 36)
 
 
-@needs_conv
 def test_split_bookkeeping_conv_conv():
     # A Conv2d reader reads unit c through its input-channel slice W[:, c].
     net, X, _ = conv_conv(0)
@@ -174,9 +171,7 @@ def test_split_bookkeeping_rbf():
 # -------------------------------------------------------------------------- carry_state
 
 
-@pytest.mark.parametrize(
-    "build", [dense, rbf] + [conv_flatten] * HAVE_CONV, ids=lambda b: b.__name__
-)
+@pytest.mark.parametrize("build", [dense, conv_flatten, rbf], ids=lambda b: b.__name__)
 def test_carry_state_copies_parents_and_zeros_new(build):
     net, _, _ = build(0)
     layer, r = 0, reader(net, 0)
@@ -273,7 +268,6 @@ def test_output_layer_cannot_be_split(tiny):
         ms.add_neurons(tiny, 1, np.zeros((1, 4)), np.zeros((1, 1)))
 
 
-@needs_conv
 def test_layer_without_neurons_or_out_of_range():
     net, _, _ = conv_flatten(0)
     with pytest.raises(ValueError, match="no neurons"):
