@@ -28,8 +28,7 @@ import zlib
 
 import numpy as np
 
-from minisplit.layers import Dense
-from minisplit.layers.rbf import RBF
+from minisplit.layers import RBF, AvgPool2d, Conv2d, Dense, Flatten
 from minisplit.network import Network
 
 #: Value of the ``format`` field; a file without it is not a minisplit network.
@@ -37,7 +36,13 @@ FORMAT = "minisplit.network"
 #: The file-format version :func:`save` writes and the newest :func:`load` reads.
 VERSION = 1
 #: Layer classes a file may name, by ``type(layer).__name__``.
-LAYER_TYPES = {"Dense": Dense, "RBF": RBF}
+LAYER_TYPES = {
+    "Dense": Dense,
+    "Conv2d": Conv2d,
+    "AvgPool2d": AvgPool2d,
+    "Flatten": Flatten,
+    "RBF": RBF,
+}
 
 _META_KEY = "__minisplit__"
 # what numpy and zipfile raise on a damaged archive; OSError covers bad seeks
