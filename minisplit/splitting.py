@@ -177,6 +177,8 @@ def splitting_indices(
 
 def _check_plan(obj, neurons, directions, eps):
     neurons = np.asarray(neurons)
+    if neurons.size == 0:
+        neurons = neurons.astype(np.int64)  # np.asarray([]) is float; empty is a valid no-op plan
     if neurons.ndim != 1 or not np.issubdtype(neurons.dtype, np.integer):
         raise ValueError(f"neurons must be a 1-D array of integer indices, got {neurons!r}")
     if neurons.size and (neurons.min() < 0 or neurons.max() >= obj.n_neurons):

@@ -304,3 +304,12 @@ def test_add_neurons_bad_shapes(tiny):
     ]:
         with pytest.raises(ValueError):
             ms.add_neurons(tiny, 0, theta, out)
+
+
+def test_empty_plan_is_a_no_op():
+    net = ms.mlp([2, 3, 1], seed=0)
+    X = np.random.default_rng(0).normal(size=(4, 2))
+    for surgery in (ms.split, ms.signed_split):
+        new = surgery(net, 0, [], np.zeros((0, 3)), 0.1)
+        assert new.layers[0].W.shape == (3, 2)
+        assert np.array_equal(new.forward(X), net.forward(X))
