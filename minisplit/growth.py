@@ -319,6 +319,8 @@ def _plan(net, X, y, layers, config, size):
     kind = config.budget_kind
     left = np.inf if config.budget is None else config.budget - _measure(size, kind)
     costs = _unit_costs(net, X, layers, kind)
+    if min(costs.values()) > left:
+        return "budget", None  # not even one neuron fits
     flops_costs = costs if kind == "flops" else _unit_costs(net, X, layers, "flops")
     flops_left = left if kind == "flops" else np.inf
     values, vectors = _indices(net, X, y, layers, "min", config)

@@ -131,6 +131,14 @@ def test_knapsack_rounds_stay_within_their_flops(teacher):
     assert np.all(added <= 4) and np.all(added > 0)
 
 
+def test_knapsack_under_a_flops_budget_stops_for_the_budget(teacher):
+    """With no knapsack_flops, the knapsack's capacity is the FLOPs left: 4 + 2 + 2 + 2 <= 11."""
+    X, y = teacher
+    config = dataclasses.replace(FAST, selection="knapsack", budget_kind="flops", budget=11)
+    h = grow(mlp([1, 2, 1], activation="tanh", seed=0), X, y, config).history
+    assert h.column("flops")[-1] == 10 and h.meta["stop_reason"] == "budget"
+
+
 def test_max_rounds_stops_the_run(teacher):
     X, y = teacher
     config = dataclasses.replace(FAST, max_rounds=2, budget=None, selection="k", k=1)
