@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from minisplit import RBF, Dense, Network, datasets, mlp
 from minisplit.baselines import (
@@ -161,3 +163,30 @@ def test_operations_grow_the_same_number_per_layer(strategy):
     else:
         assert [len(p) for p in parents_seen] == [1, 2]
         assert all(0 <= i < 3 for p in parents_seen for i in p)
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    widths=st.lists(st.integers(1, 5), min_size=3, max_size=4),
+    activation=st.sampled_from(["tanh", "swish"]),
+    m=st.integers(1, 3),
+    seed=st.integers(0, 2**16),
+)
+def test_growth_at_zero_noise_preserves_the_function(widths, activation, m, seed):
+    """new_neurons, gradmax and noise-free net2net leave the network's output unchanged."""
+    rng = np.random.default_rng(seed)
+    net = mlp(widths, activation=activation, seed=seed)
+    X = rng.uniform(-3, 3, size=(5, widths[0]))  # (5, n_in)
+    y = rng.uniform(-1, 1, size=(5, widths[-1]))  # (5, n_out)
+    layer = int(rng.integers(len(widths) - 2))
+    F = net.forward(X)
+    neurons = np.arange(min(m, widths[layer + 1]))
+    grown = [
+        new_neurons(net, layer, m, rng),
+        gradmax_neurons(net, X, y, layer, m, scale=0.5),
+        net2net_widen(net, layer, neurons, 0.0, rng),
+    ]
+    for g in grown:
+        np.testing.assert_allclose(g.forward(X), F, rtol=0, atol=1e-13)
+    assert grown[0].layers[layer].n_neurons == widths[layer + 1] + m
+    assert grown[2].layers[layer].n_neurons == widths[layer + 1] + neurons.size

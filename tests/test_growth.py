@@ -6,6 +6,8 @@ import dataclasses
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from minisplit import baselines, datasets, mlp, split_many, splitting_indices
 from minisplit.growth import (
@@ -234,8 +236,12 @@ def test_every_baseline_grows_within_the_same_loop(teacher, strategy):
 def test_compare_runs_every_strategy_with_the_same_budget():
     data = datasets.load("blobs", n=60, n_classes=2)
     config = GrowthConfig(steps_per_round=60, budget=4, fraction=0.5)
+    events = []
     result = compare(data, lambda s: mlp([2, 2, 2], loss="cross_entropy", seed=s), config,
-                     strategies=("splitting", "new_neurons", "fixed"), seeds=(0, 1))
+                     strategies=("splitting", "new_neurons", "fixed"), seeds=(0, 1),
+                     progress=events.append)
+    stops = [(e["strategy"], e["seed"]) for e in events if e["event"] == "stop"]
+    assert stops == [("splitting", 0), ("new_neurons", 0), ("splitting", 1), ("new_neurons", 1)]
     rows = result.rows()
     assert [(r["strategy"], r["seed"]) for r in rows] == [
         ("splitting", 0), ("splitting", 1), ("new_neurons", 0), ("new_neurons", 1),
@@ -251,6 +257,15 @@ def test_compare_runs_every_strategy_with_the_same_budget():
     with pytest.raises(ValueError, match="fixed"):
         compare(data, lambda s: mlp([2, 2, 2], loss="cross_entropy", seed=s), config,
                 strategies=("fixed",))
+
+
+@settings(max_examples=20, deadline=None)
+@given(widths=st.lists(st.integers(1, 5), min_size=2, max_size=5))
+def test_flops_of_an_mlp_are_the_sum_of_its_weight_matrices(widths):
+    net = mlp(widths, seed=0)
+    expected = sum(a * b for a, b in zip(widths, widths[1:]))
+    assert count_flops(net, np.zeros((3, widths[0]))) == expected
+    assert growable_layers(net) == list(range(len(widths) - 2))
 
 
 def test_sizes_and_flops():
