@@ -179,7 +179,13 @@ class GrowthConfig:
                     'selection="knapsack" needs knapsack_flops, or budget_kind="flops" with a '
                     "budget (the FLOPs left are then the knapsack's capacity)"
                 )
-        self.make_optimizer()  # validates the optimiser settings
+        try:
+            self.make_optimizer()
+        except (TypeError, ValueError) as err:
+            raise ValueError(
+                f"optimizer={self.optimizer!r} with lr={self.lr!r} and optimizer_options="
+                f"{self.optimizer_options!r} is not a valid optimiser: {err}"
+            ) from None
 
     def to_dict(self) -> dict:
         """The settings as a JSON-able dict; ``GrowthConfig(**d)`` rebuilds the config."""

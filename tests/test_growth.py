@@ -287,7 +287,8 @@ def test_sizes_and_flops():
         ({"selection": "knapsack"}, "knapsack"),
         ({"fraction": 1.5}, "fraction"),
         ({"budget": 0}, "budget"),
-        ({"optimizer": "lbfgs"}, "name"),
+        ({"optimizer": "lbfgs"}, "not a valid optimiser"),
+        ({"optimizer": "adam", "optimizer_options": {"momentum": 0.9}}, "momentum"),
         ({"steps_per_round": 0}, "steps_per_round"),
     ],
 )
