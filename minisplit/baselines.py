@@ -17,6 +17,9 @@ gradmax       zero incoming weights, reader weights = scale * top left singular
               f(0) = 0, and the new neurons' gradient norm is as large as possible.
 fixed         the final architecture, re-initialised (:func:`reinitialized`).
 
+:func:`operations` turns one round's chosen neurons into per-layer surgeries for
+any strategy (splitting included), in the order the growth loop applies them.
+
 Naming as in :mod:`minisplit.layers.base`: ``theta`` (n, d) are neuron rows,
 ``W_in`` (n, ...) the reader's weights on each unit (``input_weights``).
 """
@@ -73,8 +76,8 @@ def net2net_widen(net, layer, neurons, noise, rng) -> Network:
     With ``noise = 0`` the network computes the same function, but the two
     copies have equal parameters and equal gradients, so they stay equal under
     any optimiser that treats them alike: the width grew, the function class
-    did not. Noise on the copy only breaks the tie (noise on both would also
-    break function preservation at first order twice).
+    did not. Noise on the copy only breaks the tie, changing the function by
+    O(noise); noise on both would move the parent as well.
 
     Parameters
     ----------
