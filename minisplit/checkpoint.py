@@ -8,7 +8,7 @@ A checkpoint is a directory::
     <path>/<snapshot>/state.json      format tag, fingerprint, config, RNG state, history
 
 A new snapshot is written in full into a fresh directory (each file fsynced),
-then ``LATEST`` is replaced atomically (:func:`minisplit.history.write_atomic`),
+then ``LATEST`` is replaced atomically (:func:`minisplit._files.write_atomic`),
 then older snapshots are deleted. A crash at any point leaves ``LATEST`` naming a
 complete snapshot: the previous one until the switch, the new one after it.
 
@@ -29,7 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from minisplit import io
-from minisplit.history import History, fsync_directory, write_atomic
+from minisplit._files import fsync_directory, write_atomic
+from minisplit.history import History
 from minisplit.network import Network
 
 #: Value of the ``format`` field of ``state.json``.
@@ -133,7 +134,7 @@ def save_checkpoint(path, checkpoint: Checkpoint) -> None:
     text = json.dumps(state, sort_keys=True).encode("utf-8")
     _write_file(os.path.join(folder, "state.json"), lambda f: f.write(text))
     fsync_directory(folder)
-    write_atomic(os.path.join(path, LATEST), (name + "\n").encode("utf-8"))
+    write_atomic(os.path.join(path, LATEST), lambda f: f.write((name + "\n").encode("utf-8")))
     for entry in os.listdir(path):
         if entry.startswith(_PREFIX) and entry != name:
             shutil.rmtree(os.path.join(path, entry), ignore_errors=True)

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from minisplit._files import write_atomic
 
 #: Value of the ``format`` field of a history file.
 FORMAT = "minisplit.history"
@@ -24,45 +25,6 @@ FORMAT = "minisplit.history"
 VERSION = 1
 #: Round fields measured with a wall clock: they differ between two identical runs.
 TIME_FIELDS = ("time_train", "time_split")
-
-
-def write_atomic(path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that the path holds either the old or the new bytes.
-
-    A temporary ``.<name>.<random>.tmp`` in the same directory is written,
-    flushed and fsynced, then ``os.replace``-d onto ``path`` (atomic within one
-    file system); the directory is fsynced so the rename survives a power cut.
-    The temporary file is removed if anything fails before the replace.
-    """
-    path = os.fspath(path)
-    directory, base = os.path.split(os.path.abspath(path))
-    tmp = os.path.join(directory, f".{base}.{secrets.token_hex(8)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    fsync_directory(directory)
-
-
-def fsync_directory(directory) -> None:
-    """Make renames inside ``directory`` durable (POSIX); a no-op where impossible."""
-    if not hasattr(os, "O_DIRECTORY"):
-        return
-    try:
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:  # the data is in place; durability of the name is best effort
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @dataclass
@@ -166,8 +128,9 @@ class History:
         return cls.from_dict(doc)
 
     def save(self, path) -> None:
-        """Write the history as JSON to ``path`` atomically (:func:`write_atomic`)."""
-        write_atomic(path, self.to_json().encode("utf-8"))
+        """Write the history as JSON to ``path`` atomically (``_files.write_atomic``)."""
+        text = self.to_json().encode("utf-8")
+        write_atomic(path, lambda f: f.write(text))
 
     @classmethod
     def load(cls, path) -> History:
@@ -243,7 +206,8 @@ class Comparison:
 
     def save(self, path) -> None:
         """Write :meth:`to_json` to ``path`` atomically."""
-        write_atomic(path, self.to_json().encode("utf-8"))
+        text = self.to_json().encode("utf-8")
+        write_atomic(path, lambda f: f.write(text))
 
     @classmethod
     def load(cls, path) -> Comparison:

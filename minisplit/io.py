@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import struct
 import zipfile
 import zlib
 
 import numpy as np
 
+from minisplit._files import write_atomic
 from minisplit.layers import RBF, AvgPool2d, Conv2d, Dense, Flatten
 from minisplit.network import Network
 
@@ -123,35 +123,7 @@ def save(net: Network, path) -> None:
         raise TypeError(f"net must be a Network, got {type(net).__name__}")
     path = _check_path(path)
     arrays = _arrays(net)
-    directory, base = os.path.split(os.path.abspath(path))
-    tmp = os.path.join(directory, f".{base}.{secrets.token_hex(8)}.tmp")
-    # O_EXCL: never write through someone else's file; mode 0o666 lets the umask decide
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    _fsync_directory(directory)
-
-
-def _fsync_directory(directory: str) -> None:
-    """Make a rename durable (POSIX); a no-op where directories cannot be opened."""
-    if not hasattr(os, "O_DIRECTORY"):
-        return
-    try:
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:  # the file is already in place; durability is best effort here
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    write_atomic(path, lambda f: np.savez(f, **arrays))
 
 
 def _read_arrays(path: str) -> dict:
