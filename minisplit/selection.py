@@ -24,7 +24,6 @@ import numbers
 from fractions import Fraction
 
 import numpy as np
-from scipy.optimize import Bounds, LinearConstraint, milp
 
 from minisplit._validate import check_array, check_nonnegative_int
 
@@ -209,6 +208,9 @@ def select_knapsack(values, costs, budget) -> np.ndarray:
     allowed = (values < 0) & (costs <= budget)  # (n,)
     if not allowed.any():
         return np.zeros(0, dtype=np.int64)
+    # imported here: scipy.optimize costs ~0.4 s at start-up and only this rule needs it
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
     result = milp(
         c=values,
         constraints=LinearConstraint(costs[None, :], -np.inf, budget),
