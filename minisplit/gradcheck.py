@@ -59,6 +59,13 @@ def gradient_error(fun, grad, x, seed=0, n_directions=4, step=STEP) -> float:
     float
         The maximum of err_u over the directions.
 
+    Notes
+    -----
+    The central difference carries round-off of about ``eps_machine |f| / h``
+    (~2e-11 |f| at h = 1e-5). At a point whose gradient is that small (a
+    saturated network, an exact stationary point) err_u measures round-off, not
+    the formula: check derivatives where ``||g||`` is well above it.
+
     Examples
     --------
     >>> import numpy as np
