@@ -53,7 +53,7 @@ def _openblas_runtime() -> str | None:
             except AttributeError:
                 continue
             corename.restype = ctypes.c_char_p
-            return f"core {corename().decode()}, {threads()} threads"
+            return f"core {corename().decode()}, threads: {threads()}"
     return None
 
 
@@ -71,7 +71,7 @@ def blas_summary() -> list[str]:
         for pool in threadpool_info():
             lines.append(
                 f"threadpoolctl: {pool.get('internal_api')} {pool.get('version')} "
-                f"core {pool.get('architecture')}, {pool.get('num_threads')} threads"
+                f"core {pool.get('architecture')}, threads: {pool.get('num_threads')}"
             )
     else:
         try:
