@@ -40,20 +40,34 @@ def _identity_d2(z):
 
 
 # tanh: t = tanh z, f' = 1 - t^2, f'' = -2 t (1 - t^2)
+def _fresh(z):
+    """An uninitialised float64 array shaped like z, for ufuncs to write into (``out=``).
+
+    The derivatives below update one fresh array in place: each temporary of a
+    large array costs a memory pass. ``out=`` keeps 0-d inputs arrays too.
+    """
+    return np.empty(np.shape(z))
+
+
 def _tanh_d1(z):
-    t = np.tanh(z)
-    return 1.0 - t * t
+    t = np.tanh(z, out=_fresh(z))
+    np.multiply(t, t, out=t)
+    return np.subtract(1.0, t, out=t)
 
 
 def _tanh_d2(z):
     t = np.tanh(z)
-    return -2.0 * t * (1.0 - t * t)
+    out = np.multiply(t, t, out=_fresh(z))
+    np.subtract(1.0, out, out=out)
+    np.multiply(out, t, out=out)
+    return np.multiply(out, -2.0, out=out)
 
 
 # sigmoid: s = sigmoid z, f' = s (1 - s), f'' = s (1 - s)(1 - 2 s)
 def _sigmoid_d1(z):
     s = sigmoid(z)
-    return s * (1.0 - s)
+    out = np.subtract(1.0, s, out=_fresh(z))
+    return np.multiply(out, s, out=out)
 
 
 def _sigmoid_d2(z):
@@ -117,7 +131,8 @@ class Activation:
         The registry name (``"tanh"``, ``"softplus"``, ...).
     f, df, d2f : callable
         ``z -> f(z)``, ``z -> f'(z)``, ``z -> f''(z)``, each mapping an array to
-        an array of the same shape.
+        a *new* array of the same shape (callers may update the result in place;
+        the input is never modified).
     flat_curvature : bool
         True when ``f'' = 0`` almost everywhere (identity, relu): such a neuron
         has a zero splitting matrix, so splitting cannot see it.

@@ -239,7 +239,7 @@ class Network:
         out = []
         for index in range(len(self.layers) - 1, -1, -1):
             dA, R_dA, R_grads = self.layers[index].r_backward(
-                dA, R_dA, caches[index], r_caches[index], V_layers[index]
+                dA, R_dA, caches[index], r_caches[index], V_layers[index], need_dX=index > 0
             )
             out = R_grads + out
         return out

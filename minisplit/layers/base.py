@@ -20,8 +20,9 @@ Methods
 ``r_forward(R_X, V, cache) -> (R_A, r_cache)``
     Pearlmutter's forward R-pass. ``R_X`` is None when the input does not
     depend on the parameters (the first layer).
-``r_backward(dA, R_dA, cache, r_cache, V) -> (dX, R_dX, R_grads)``
-    The backward pass and its R-image together.
+``r_backward(dA, R_dA, cache, r_cache, V, need_dX=True) -> (dX, R_dX, R_grads)``
+    The backward pass and its R-image together; ``dX`` and ``R_dX`` are None
+    when not needed (the first layer).
 ``config() -> dict``
     JSON-able constructor arguments; ``type(layer)(**config())`` rebuilds the
     architecture (weights travel separately).

@@ -183,7 +183,9 @@ class Conv2d(Layer):
 
     def backward(self, dA, cache, need_dX=True):
         cols, Z, x_shape = cache
-        dZ = _rows(self.act.df(Z) * dA)  # (M, c_out)
+        dZ = self.act.df(_rows(Z))  # (M, c_out) fresh; _rows(Z) is free: Z views row layout
+        rows4 = dZ.reshape(Z.shape[0], Z.shape[2], Z.shape[3], -1)  # (N, Ho, Wo, c_out) view
+        np.multiply(rows4, dA.transpose(0, 2, 3, 1), out=rows4)  # dZ = f'(Z) * dA, no copy of dA
         dW = dZ.T @ cols.reshape(-1, cols.shape[2])  # (c_out, K)
         db = dZ.sum(axis=0)  # (c_out,)
         dX = self._fold(self.W.reshape(self.c_out, -1).T @ dZ.T, x_shape) if need_dX else None
@@ -202,7 +204,7 @@ class Conv2d(Layer):
         R_Z = _nchw(R_Z, N, Ho, Wo)  # (N, c_out, Ho, Wo)
         return self.act.df(Z) * R_Z, (R_cols, R_Z)
 
-    def r_backward(self, dA, R_dA, cache, r_cache, V):
+    def r_backward(self, dA, R_dA, cache, r_cache, V, need_dX=True):
         cols, Z, x_shape = cache
         R_cols, R_Z = r_cache
         cols = cols.reshape(-1, cols.shape[2])  # (M, K)
@@ -215,6 +217,8 @@ class Conv2d(Layer):
         if R_cols is not None:
             R_dW += dZ.T @ R_cols
         R_db = R_dZ.sum(axis=0)  # (c_out,)
+        if not need_dX:
+            return None, None, [R_dW.reshape(self.W.shape), R_db]
         dX = self._fold(Wm.T @ dZ.T, x_shape)  # (N, c_in, H, W)
         R_dX = self._fold(Wm.T @ R_dZ.T + V_W.T @ dZ.T, x_shape)  # (N, c_in, H, W)
         return dX, R_dX, [R_dW.reshape(self.W.shape), R_db]

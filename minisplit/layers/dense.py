@@ -72,12 +72,14 @@ class Dense(Layer):
             raise ValueError(f"Dense input must have shape (N, {self.n_in}), got {X.shape}")
 
     def forward(self, X):
-        Z = X @ self.W.T + self.b  # (N, n_out)
+        Z = X @ self.W.T  # (N, n_out)
+        Z += self.b  # in place: Z is fresh, and each temporary costs a memory pass
         return self.act.f(Z), (X, Z)
 
     def backward(self, dA, cache, need_dX=True):
         X, Z = cache
-        dZ = self.act.df(Z) * dA  # (N, n_out)
+        dZ = self.act.df(Z)  # (N, n_out), a fresh array
+        dZ *= dA
         dW = dZ.T @ X  # (n_out, n_in)
         db = dZ.sum(axis=0)  # (n_out,)
         dX = dZ @ self.W if need_dX else None  # (N, n_in)
@@ -91,7 +93,7 @@ class Dense(Layer):
             R_Z = R_Z + R_X @ self.W.T
         return self.act.df(Z) * R_Z, (R_X, R_Z)
 
-    def r_backward(self, dA, R_dA, cache, r_cache, V):
+    def r_backward(self, dA, R_dA, cache, r_cache, V, need_dX=True):
         X, Z = cache
         R_X, R_Z = r_cache
         V_W, _ = V
@@ -102,6 +104,8 @@ class Dense(Layer):
         if R_X is not None:
             R_dW = R_dW + dZ.T @ R_X
         R_db = R_dZ.sum(axis=0)  # (n_out,)
+        if not need_dX:
+            return None, None, [R_dW, R_db]
         dX = dZ @ self.W  # (N, n_in)
         R_dX = R_dZ @ self.W + dZ @ V_W  # (N, n_in)
         return dX, R_dX, [R_dW, R_db]

@@ -78,7 +78,9 @@ class AvgPool2d(Layer):
     def r_forward(self, R_X, V, cache):
         return (None if R_X is None else self._pool(R_X)), None
 
-    def r_backward(self, dA, R_dA, cache, r_cache, V):
+    def r_backward(self, dA, R_dA, cache, r_cache, V, need_dX=True):
+        if not need_dX:
+            return None, None, []
         return self._unpool(dA), self._unpool(R_dA), []
 
 
@@ -108,5 +110,7 @@ class Flatten(Layer):
     def r_forward(self, R_X, V, cache):
         return (None if R_X is None else R_X.reshape(R_X.shape[0], -1)), None
 
-    def r_backward(self, dA, R_dA, cache, r_cache, V):
+    def r_backward(self, dA, R_dA, cache, r_cache, V, need_dX=True):
+        if not need_dX:
+            return None, None, []
         return dA.reshape(cache), R_dA.reshape(cache), []

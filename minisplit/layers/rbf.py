@@ -129,7 +129,7 @@ class RBF(Layer):
         R_A = -self._inv_s2 * A * P  # (N, n_out)
         return R_A, (R_X, R_A)
 
-    def r_backward(self, dA, R_dA, cache, r_cache, V):
+    def r_backward(self, dA, R_dA, cache, r_cache, V, need_dX=True):
         X, A = cache
         R_X, R_A = r_cache
         (V_C,) = V
@@ -138,9 +138,12 @@ class RBF(Layer):
         R_G = R_dA * A + dA * R_A  # (N, n_out)
         g_col, g_row = G.sum(axis=0), G.sum(axis=1)  # (n_out,), (N,)
         R_dC = R_G.T @ X - R_G.sum(axis=0)[:, None] * C - g_col[:, None] * V_C  # (n_out, n_in)
-        R_dX = R_G @ C + G @ V_C - R_G.sum(axis=1)[:, None] * X  # (N, n_in)
         if R_X is not None:
             R_dC = R_dC + G.T @ R_X
+        if not need_dX:
+            return None, None, [R_dC * inv_s2]
+        R_dX = R_G @ C + G @ V_C - R_G.sum(axis=1)[:, None] * X  # (N, n_in)
+        if R_X is not None:
             R_dX = R_dX - g_row[:, None] * R_X
         dX = (G @ C - g_row[:, None] * X) * inv_s2  # (N, n_in)
         return dX, R_dX * inv_s2, [R_dC * inv_s2]
