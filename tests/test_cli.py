@@ -1,15 +1,27 @@
-"""The command line: verify table, exit statuses, --help, one-line errors."""
+"""The command line: verify table, grow end to end, exit statuses, --help, one-line errors."""
 
 import contextlib
 import io
+import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
-from minisplit import ACTIVATIONS, LOSSES
+from minisplit import ACTIVATIONS, LOSSES, Comparison, History, datasets
 from minisplit.activations import Activation
-from minisplit.cli import COMMANDS, DEFAULT_COMMAND, LAYER_TYPES, main
+from minisplit.cli import (
+    COMMANDS,
+    DEFAULT_COMMAND,
+    LAYER_TYPES,
+    METHODS,
+    TASKS,
+    Progress,
+    build_parser,
+    main,
+    size_table,
+)
 
 
 def table_rows(text):
@@ -46,21 +58,40 @@ def test_verify_passes_and_prints_every_layer_activation_and_loss(verify_output)
     assert f"All {len(expected)} networks within tolerance 1e-06." in text
 
 
-def record_runs(monkeypatch):
-    """Replace the verify command's run with a recorder of its parsed arguments."""
+def record_runs(monkeypatch, name="verify"):
+    """Replace a command's run with a recorder of its parsed arguments."""
     calls = []
-    command = COMMANDS["verify"]
+    command = COMMANDS[name]
     fake = type(command)(command.help, command.add_arguments, lambda args: calls.append(args) or 0)
-    monkeypatch.setitem(COMMANDS, "verify", fake)
+    monkeypatch.setitem(COMMANDS, name, fake)
     return calls
 
 
-def test_no_arguments_runs_the_default_command_with_its_defaults(monkeypatch):
-    assert DEFAULT_COMMAND == "verify"
-    calls = record_runs(monkeypatch)
+def test_no_arguments_runs_grow_with_its_defaults(monkeypatch):
+    assert DEFAULT_COMMAND == "grow"
+    calls = record_runs(monkeypatch, "grow")
     assert main([]) == 0
     assert len(calls) == 1
-    assert (calls[0].command, calls[0].seed, calls[0].directions) == ("verify", 0, 4)
+    args = calls[0]
+    assert (args.command, args.task, args.seeds, args.methods) == (
+        "grow",
+        "spirals",
+        3,
+        list(METHODS),
+    )
+    assert (args.out, args.quiet, args.eps, args.selection) == (
+        "minisplit-output",
+        False,
+        0.1,
+        "fraction",
+    )
+
+
+def test_options_without_a_command_go_to_grow(monkeypatch):
+    calls = record_runs(monkeypatch, "grow")
+    assert main(["--seeds", "2", "--eps", "line_search", "--methods", "splitting,fixed"]) == 0
+    assert (calls[0].command, calls[0].seeds, calls[0].eps) == ("grow", 2, "line_search")
+    assert calls[0].methods == ["splitting", "fixed"]
 
 
 def test_verify_fails_when_a_derivative_is_wrong(monkeypatch, capsys):
@@ -85,16 +116,48 @@ def test_verify_options_are_parsed(monkeypatch):
     [
         (["--bogus"], "minisplit: error: unrecognized arguments: --bogus"),
         (["grow-everything"], "minisplit: error: argument COMMAND: invalid choice"),
+        (["--rounds", "-1"], "--rounds: must be a positive integer, got '-1'"),
+        (["grow", "--task", "nope"], "argument --task: invalid choice: 'nope'"),
+        (["grow", "--methods", "splitting,nope"], "--methods: must be distinct names from"),
+        (["grow", "--eps", "big"], "--eps: must be a number or 'line_search', got 'big'"),
+        # refused by GrowthConfig, not by the parser
+        (["grow", "--eps", "0"], "minisplit grow: error: eps must be > 0"),
+        (["grow", "--fraction", "1.5"], "minisplit grow: error: fraction must be in (0, 1]"),
+        (["grow", "--selection", "knapsack"], 'selection="knapsack" needs knapsack_flops'),
+        (["grow", "--budget-kind", "params"], "--budget-kind params needs a --budget"),
+        (["grow", "--lr", "-1"], "lr must be a positive finite number, got -1.0"),
+        (["grow", "--methods", "fixed,net2net"], "fixed trains the splitting run's final"),
         (["verify", "--seed", "x"], "minisplit verify: error: argument --seed: invalid int"),
         (["verify", "--directions", "0"], "--directions: must be a positive integer, got '0'"),
     ],
 )
-def test_bad_options_exit_2_with_one_line(argv, message, capsys):
+def test_bad_options_exit_2_with_one_line(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err
+    assert list(tmp_path.iterdir()) == []  # refused before any output folder is made
+
+
+def test_an_output_folder_that_cannot_be_made_exits_2(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["grow", "--out", str(blocker / "out")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--out: cannot make the folder" in err
+
+
+def test_a_bad_option_exits_2_from_the_shell():
+    result = subprocess.run(
+        [sys.executable, "-m", "minisplit", "--rounds", "-1"], capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert result.stdout == "" and result.stderr.count("\n") == 1
+    assert "Traceback" not in result.stderr
 
 
 def test_help_documents_every_command_and_option(capsys):
@@ -110,3 +173,178 @@ def test_help_documents_every_command_and_option(capsys):
     text = capsys.readouterr().out
     for option in ("--seed", "--directions"):
         assert option in text
+
+
+GROW_OPTIONS = (
+    "--task",
+    "--methods",
+    "--seeds",
+    "--start",
+    "--budget",
+    "--budget-kind",
+    "--rounds",
+    "--steps",
+    "--lr",
+    "--eps",
+    "--selection",
+    "--fraction",
+    "--k",
+    "--out",
+    "--quiet",
+)
+
+
+def test_grow_help_documents_every_option(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["grow", "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    sub = build_parser()._subparsers._group_actions[0].choices["grow"]
+    options = [a.option_strings[0] for a in sub._actions if a.option_strings[0] != "-h"]
+    assert sorted(options) == sorted(GROW_OPTIONS)
+    for action in sub._actions:
+        assert action.help, f"{action.option_strings} has no help text"
+    for option in GROW_OPTIONS:
+        assert option in text
+    for name in (*datasets.DATASETS, *METHODS):
+        assert name in text
+
+
+def test_every_data_set_has_grow_defaults():
+    assert set(TASKS) == set(datasets.DATASETS)
+    assert all(1 <= task.start < task.budget for task in TASKS.values())
+
+
+# ---- grow end to end, on a tiny setting ---------------------------------------------------
+
+TINY = ["--task", "moons", "--seeds", "2", "--start", "1", "--budget", "3", "--steps", "25"]
+
+
+@pytest.fixture(scope="module")
+def grow_run(tmp_path_factory):
+    """One tiny ``grow`` with every method: (status, stdout, stderr, output folder)."""
+    out_dir = tmp_path_factory.mktemp("grow") / "out"
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = main(["grow", *TINY, "--out", str(out_dir)])
+    return status, out.getvalue(), err.getvalue(), out_dir
+
+
+def table_of(text, title):
+    """{size: {method: cell}} of the printed table whose title starts with ``title``."""
+    block = text.split(title, 1)[1].split("\n\n", 1)[0].splitlines()[1:]
+    methods = block[0].split()[1:]
+    return {int(w[0]): dict(zip(methods, w[1:])) for w in (line.split() for line in block[1:])}
+
+
+def test_grow_writes_the_promised_files(grow_run):
+    status, text, _, out_dir = grow_run
+    assert status == 0
+    expected = {
+        "history.json",
+        "comparison.json",
+        "table.txt",
+        "training.png",
+        "spectrum.png",
+        "comparison.png",
+        "accuracy.png",
+    }
+    assert {p.name for p in out_dir.iterdir()} == expected
+    for name in expected:
+        assert name in text
+    assert str(out_dir.resolve()) in text
+    for name in ("training.png", "spectrum.png", "comparison.png", "accuracy.png"):
+        assert (out_dir / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    comparison = Comparison.load(out_dir / "comparison.json")
+    assert set(comparison.histories) == set(METHODS) and comparison.seeds == [0, 1]
+    assert comparison.dataset == "moons"
+    history = History.load(out_dir / "history.json")
+    assert history.meta["strategy"] == "splitting" and history.meta["config"]["seed"] == 0
+    assert history.rounds == json.loads(comparison.histories["splitting"][0].to_json())["rounds"]
+    assert (out_dir / "table.txt").read_text() in text
+
+
+def test_grow_prints_the_median_over_seeds_at_every_size(grow_run):
+    _, text, _, out_dir = grow_run
+    comparison = Comparison.load(out_dir / "comparison.json")
+    for title, metric in (("train loss", "train_loss"), ("test accuracy", "test_accuracy")):
+        table = table_of(text, title)
+        for method, runs in comparison.histories.items():
+            at = {}
+            for h in runs:
+                for r in h.rounds:
+                    at.setdefault(r["n_neurons"], []).append(r[metric])
+            for size, row in table.items():
+                cell = row[method]
+                if size in at:
+                    assert float(cell) == pytest.approx(np.median(at[size]), rel=1e-3)
+                else:
+                    assert cell == "-"
+        assert 1 in table  # the starting size
+
+
+def test_grow_shows_progress_on_stderr(grow_run):
+    _, _, err, _ = grow_run
+    lines = err.splitlines()
+    assert "\r" not in err  # not a terminal: one line per event
+    assert lines[0].startswith("[....................] 0/12  splitting    seed 0  round  0")
+    assert any("fixed        seed 1" in line and "steps from scratch" in line for line in lines)
+    for method in METHODS:
+        assert any(f"{method} " in line and "seed 1" in line for line in lines)
+    assert lines[-1] == "[####################] 12/12  done"
+
+
+def test_quiet_grow_writes_nothing_on_stderr(tmp_path, capsys):
+    argv = ["grow", *TINY, "--seeds", "1", "--methods", "net2net", "--quiet"]
+    assert main([*argv, "--out", str(tmp_path / "o")]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    assert table_of(captured.out, "train loss")[1].keys() == {"net2net"}
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_rewrites_one_line_on_a_terminal():
+    stream = FakeTerminal()
+    progress = Progress(["splitting", "fixed"], 1, stream)
+    rounds = [(0, 2, 0.5, 100), (1, 3, 0.25, 150)]
+    for r, n, loss, steps in rounds:
+        event = {"event": "round", "round": r, "n_neurons": n, "loss": loss, "total_steps": steps}
+        progress({**event, "strategy": "splitting", "seed": 0})
+    progress({"event": "stop", "round": 1, "reason": "budget", "strategy": "splitting", "seed": 0})
+    progress.close()
+    text = stream.getvalue()
+    assert text.count("\n") == 1 and text.endswith("\n")
+    shown = text.rstrip("\n").split("\r")[1:]
+    assert shown[1].startswith("[....................] 0/2  splitting    seed 0  round  1")
+    assert "neurons   3  loss 0.25" in shown[1]
+    assert shown[2].startswith("[##########..........] 1/2  fixed        seed 0  150 steps")
+    assert shown[3].startswith("[####################] 2/2  done")
+    # a shorter line is padded with spaces to wipe the longer one before it
+    assert len(shown[3]) == len(shown[2].rstrip()) > len(shown[3].rstrip())
+
+
+def test_size_table_takes_the_median_of_the_seeds_that_reached_a_size():
+    def run(sizes, losses):
+        rounds = [{"n_neurons": n, "train_loss": v} for n, v in zip(sizes, losses)]
+        return History({}, rounds)
+
+    comparison = Comparison(
+        "toy",
+        [0, 1, 2],
+        {
+            "splitting": [run([1, 2], [4.0, 1.0]), run([1, 2], [6.0, 3.0]), run([1, 3], [5, 9])],
+            "fixed": [run([2], [7.0]), run([2], [8.0]), run([3], [0.5])],
+        },
+    )
+    lines = size_table(comparison, "train_loss").splitlines()
+    assert lines[0].split() == ["neurons", "splitting", "fixed"]
+    # size 1: median(4, 6, 5) = 5; size 2: median(1, 3) = 2 and median(7, 8) = 7.5
+    assert [line.split() for line in lines[1:]] == [
+        ["1", "5", "-"],
+        ["2", "2", "7.5"],
+        ["3", "9", "0.5"],
+    ]
