@@ -1,21 +1,10 @@
-"""The command line: ``python -m minisplit [COMMAND] [OPTIONS]``.
+"""``minisplit grow``, the main job: grow a network by splitting and compare with the baselines.
 
-Each command is one entry of :data:`COMMANDS`: a help line, a function that adds
-the command's options to its parser, and a function that runs it and returns the
-exit status. :func:`main` only parses and dispatches, so a new command is one new
-entry. With no command (or only its options), :data:`DEFAULT_COMMAND` runs.
-
-``grow``, the main job, grows a tanh network by splitting on a built-in data set
-and compares it with the baselines through :func:`minisplit.compare`: a progress
-line on stderr, tables of loss (and accuracy) against size on stdout, figures
+Grows a tanh network by splitting on a built-in data set and compares it with
+the baselines through :func:`minisplit.compare`: a progress line on stderr,
+tables of loss (and accuracy) against size on stdout, figures
 (:mod:`minisplit.plots`), histories and the table in an output folder
 (docs/cli.md).
-
-``verify`` builds one small network per layer type and, for every activation and
-loss, compares the hand-derived gradient, Hessian-vector product and dense
-Hessian with central finite differences (:func:`minisplit.gradcheck.check_network`).
-It exits with status 1 if any relative error exceeds
-:data:`minisplit.gradcheck.TOLERANCE`.
 """
 
 from __future__ import annotations
@@ -23,187 +12,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-import minisplit
-from minisplit import (
-    ACTIVATIONS,
-    LOSSES,
-    RBF,
-    AvgPool2d,
-    Conv2d,
-    Dense,
-    Flatten,
-    GrowthConfig,
-    Network,
-    baselines,
-    compare,
-    datasets,
-    flatten,
-    gradcheck,
-    mlp,
-    plots,
-)
+from minisplit import GrowthConfig, Network, baselines, compare, datasets, mlp, plots
+from minisplit.cli._args import eps_value, fail, positive_int
 from minisplit.growth import BUDGET_KINDS, SELECTIONS
-
-#: Samples in each verification problem.
-N_SAMPLES = 4
-#: Output width of the mse networks and number of classes of the cross-entropy ones.
-N_OUT = {"mse": 2, "cross_entropy": 3}
-#: Keys of :func:`gradcheck.check_network`'s result, with their column titles.
-CHECKS = {
-    "gradient": "gradient",
-    "hvp": "hvp",
-    "hessian_symmetry": "H symmetry",
-    "hessian_vs_hvp": "H u vs hvp",
-}
-
-
-# ---- verify: one builder per layer type -----------------------------------------------
-# A builder takes (activation, n_out, rng) and returns the layers and an input X.
-
-
-def _dense_problem(activation, n_out, rng):
-    """Dense -> Dense on inputs (N, 3)."""
-    layers = [Dense(3, 4, activation=activation, seed=rng), Dense(4, n_out, "identity", seed=rng)]
-    return layers, rng.uniform(-1.0, 1.0, size=(N_SAMPLES, 3))
-
-
-def _conv_problem(activation, n_out, rng):
-    """Conv2d -> AvgPool2d -> Flatten -> Dense on images (N, 2, 5, 5)."""
-    layers = [
-        Conv2d(2, 2, kernel_size=2, activation=activation, seed=rng),  # (N, 2, 4, 4)
-        AvgPool2d(2),  # (N, 2, 2, 2)
-        Flatten(),  # (N, 8)
-        Dense(8, n_out, "identity", seed=rng),
-    ]
-    return layers, rng.uniform(-1.0, 1.0, size=(N_SAMPLES, 2, 5, 5))
-
-
-def _rbf_problem(activation, n_out, rng):
-    """RBF -> Dense on inputs (N, 2); the RBF layer has no activation."""
-    layers = [RBF(2, 3, width=1.0, seed=rng), Dense(3, n_out, "identity", seed=rng)]
-    return layers, rng.uniform(-1.0, 1.0, size=(N_SAMPLES, 2))
-
-
-@dataclass(frozen=True)
-class LayerType:
-    """How to verify one layer type: its problem builder and its activations."""
-
-    build: Callable
-    activations: tuple[str, ...]
-
-
-NO_ACTIVATION = "-"
-
-#: The layer types ``verify`` covers, in table order.
-LAYER_TYPES = {
-    "Dense": LayerType(_dense_problem, tuple(ACTIVATIONS)),
-    "Conv2d": LayerType(_conv_problem, tuple(ACTIVATIONS)),
-    "RBF": LayerType(_rbf_problem, (NO_ACTIVATION,)),
-}
-
-
-def _targets(loss, rng):
-    """Random targets for N_SAMPLES samples: (N, k) floats for mse, (N,) labels otherwise."""
-    n_out = N_OUT[loss]
-    if loss == "mse":
-        return rng.normal(size=(N_SAMPLES, n_out))  # (N, k)
-    return rng.integers(0, n_out, size=N_SAMPLES)  # (N,)
-
-
-def verify_case(layer_type, activation, loss, seed=0, n_directions=4) -> dict:
-    """Relative errors of one network's derivatives against finite differences.
-
-    The network of ``layer_type`` gets random parameters (the initialisation
-    plus N(0, 0.1^2) noise, so no bias sits at exactly zero), random inputs in
-    [-1, 1] and random targets, all drawn from ``seed``.
-
-    Returns
-    -------
-    dict
-        ``gradcheck.check_network``'s result: ``{"gradient": e, "hvp": e,
-        "hessian_symmetry": e, "hessian_vs_hvp": e}``.
-
-    Examples
-    --------
-    >>> errors = verify_case("Dense", "tanh", "mse")
-    >>> max(errors.values()) < gradcheck.TOLERANCE
-    True
-    """
-    rng = np.random.default_rng(seed)
-    layers, X = LAYER_TYPES[layer_type].build(activation, N_OUT[loss], rng)
-    net = Network(layers, loss)
-    net = net.with_params(flatten(net.params) + 0.1 * rng.standard_normal(net.n_params))
-    y = _targets(loss, rng)
-    return gradcheck.check_network(net, X, y, seed=rng, n_directions=n_directions)
-
-
-def verify_table(seed=0, n_directions=4) -> list[dict]:
-    """One row per layer type x activation x loss, with the errors of :func:`verify_case`."""
-    rows = []
-    for layer_type, spec in LAYER_TYPES.items():
-        for activation in spec.activations:
-            for loss in LOSSES:
-                errors = verify_case(layer_type, activation, loss, seed, n_directions)
-                names = {"layer": layer_type, "activation": activation, "loss": loss}
-                rows.append({**names, **errors})
-    return rows
-
-
-def format_table(rows, tolerance) -> str:
-    """The rows as aligned text, each error in scientific notation, then ok / FAIL."""
-    header = f"{'layer':<7} {'activation':<10} {'loss':<13} " + " ".join(
-        f"{title:>10}" for title in CHECKS.values()
-    )
-    lines = [header, "-" * (len(header) + 6)]
-    for row in rows:
-        errors = " ".join(f"{row[key]:>10.1e}" for key in CHECKS)
-        status = "ok" if all(row[key] <= tolerance for key in CHECKS) else "FAIL"
-        lines.append(
-            f"{row['layer']:<7} {row['activation']:<10} {row['loss']:<13} {errors}  {status}"
-        )
-    return "\n".join(lines)
-
-
-def _add_verify_arguments(parser):
-    parser.add_argument(
-        "--seed",
-        type=int,
-        default=0,
-        help="seed of the random networks, data and directions (default: 0)",
-    )
-    parser.add_argument(
-        "--directions",
-        type=_positive_int,
-        default=4,
-        metavar="N",
-        help="random directions per finite-difference check (default: 4)",
-    )
-
-
-def run_verify(args) -> int:
-    """Print the verification table; 0 if every error is within tolerance, else 1."""
-    tolerance = gradcheck.TOLERANCE
-    rows = verify_table(args.seed, args.directions)
-    print(
-        "Relative error of each hand-derived derivative against central finite differences\n"
-        f"(step {gradcheck.STEP:g}, {args.directions} random directions, tolerance {tolerance:g})."
-    )
-    print(format_table(rows, tolerance))
-    n_failed = sum(any(row[key] > tolerance for key in CHECKS) for row in rows)
-    if n_failed:
-        print(f"FAILED: {n_failed} of {len(rows)} networks exceed the tolerance {tolerance:g}.")
-        return 1
-    print(f"All {len(rows)} networks within tolerance {tolerance:g}.")
-    return 0
-
-
-# ---- grow: the main job ------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -382,7 +198,7 @@ def write_outputs(comparison, task, table, out) -> list[Path]:
     return list(paths.values())
 
 
-def _add_grow_arguments(parser):
+def add_arguments(parser):
     add = parser.add_argument
     add(
         "--task",
@@ -401,14 +217,14 @@ def _add_grow_arguments(parser):
     )
     add(
         "--seeds",
-        type=_positive_int,
+        type=positive_int,
         default=3,
         metavar="N",
         help="run every method with seeds 0..N-1; tables show the median (default: 3)",
     )
     add(
         "--start",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="hidden tanh neurons of the starting network (default: per task)",
@@ -428,14 +244,14 @@ def _add_grow_arguments(parser):
     )
     add(
         "--rounds",
-        type=_positive_int,
+        type=positive_int,
         default=20,
         metavar="N",
         help="at most this many growth rounds (default: 20)",
     )
     add(
         "--steps",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="at most this many Adam steps per round; a round ends earlier when the loss "
@@ -444,7 +260,7 @@ def _add_grow_arguments(parser):
     add("--lr", type=float, default=0.03, help="Adam learning rate (default: 0.03)")
     add(
         "--eps",
-        type=_eps,
+        type=eps_value,
         default=0.1,
         help="split step size, or 'line_search' to try a grid of values (default: 0.1)",
     )
@@ -464,7 +280,7 @@ def _add_grow_arguments(parser):
     )
     add(
         "--k",
-        type=_positive_int,
+        type=positive_int,
         default=1,
         metavar="K",
         help="neurons the k rule takes per round (default: 1)",
@@ -478,19 +294,19 @@ def _add_grow_arguments(parser):
     add("--quiet", action="store_true", help="no progress line on stderr")
 
 
-def run_grow(args) -> int:
+def run(args) -> int:
     """Grow by splitting and by every baseline, print the tables, write the output folder."""
     try:
         config = grow_config(args)
     except ValueError as err:
-        _fail("grow", str(err))
+        fail("grow", str(err))
     if "fixed" in args.methods and "splitting" not in args.methods:
-        _fail("grow", "--methods: fixed trains the splitting run's final network; add splitting")
+        fail("grow", "--methods: fixed trains the splitting run's final network; add splitting")
     out = Path(args.out)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        _fail("grow", f"--out: cannot make the folder {str(out)!r} ({err.strerror})")
+        fail("grow", f"--out: cannot make the folder {str(out)!r} ({err.strerror})")
     data = datasets.load(args.task, seed=0, **TASKS[args.task].data)
     start = TASKS[args.task].start if args.start is None else args.start
     print(
@@ -521,46 +337,6 @@ def run_grow(args) -> int:
 # ---- parsing and dispatch ---------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Command:
-    """One subcommand: a help line, its options, and the function that runs it."""
-
-    help: str
-    add_arguments: Callable[[argparse.ArgumentParser], None]
-    run: Callable[[argparse.Namespace], int]
-
-
-#: Subcommands by name; ``main`` dispatches on this dict.
-COMMANDS = {
-    "grow": Command(
-        help="grow a network by splitting on a built-in task, compare it with the baselines, "
-        "print tables and write figures and JSON (the default command)",
-        add_arguments=_add_grow_arguments,
-        run=run_grow,
-    ),
-    "verify": Command(
-        help="check every layer's gradient, Hessian-vector product and Hessian "
-        "against finite differences",
-        add_arguments=_add_verify_arguments,
-        run=run_verify,
-    ),
-}
-#: The command that runs when none is given (also with only its options).
-DEFAULT_COMMAND = "grow"
-#: Options of ``minisplit`` itself; any other leading option belongs to the default command.
-TOP_LEVEL_OPTIONS = ("-h", "--help", "--version")
-
-
-def _positive_int(text) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return value
-
-
 def _methods(text) -> list[str]:
     names = [name.strip() for name in text.split(",")]
     unknown = [name for name in names if name not in METHODS]
@@ -569,57 +345,3 @@ def _methods(text) -> list[str]:
             f"must be distinct names from {','.join(METHODS)}, got {text!r}"
         )
     return names
-
-
-def _eps(text):
-    if text == "line_search":
-        return text
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"must be a number or 'line_search', got {text!r}"
-        ) from None
-
-
-class _Parser(argparse.ArgumentParser):
-    """An argument parser whose errors are one line (then exit status 2)."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
-
-
-def _fail(command, message):
-    """Exit with status 2 and one line, as the parser does for a bad option."""
-    _Parser(prog=f"minisplit {command}").error(message)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The parser of ``minisplit`` with one subparser per entry of :data:`COMMANDS`."""
-    parser = _Parser(
-        prog="minisplit",
-        description="Splitting Steepest Descent in plain NumPy. "
-        f"Without a command, runs '{DEFAULT_COMMAND}'.",
-    )
-    parser.add_argument("--version", action="version", version=minisplit.__version__)
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, command in COMMANDS.items():
-        sub = subparsers.add_parser(name, help=command.help, description=command.help)
-        command.add_arguments(sub)
-    return parser
-
-
-def main(argv=None) -> int:
-    """Parse ``argv`` (default: ``sys.argv[1:]``), run the command, return its exit status.
-
-    Examples
-    --------
-    >>> main(["verify", "--directions", "1"])  # doctest: +ELLIPSIS
-    Relative error ...
-    0
-    """
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if not argv or (argv[0].startswith("-") and argv[0] not in TOP_LEVEL_OPTIONS):
-        argv = [DEFAULT_COMMAND, *argv]  # options without a command belong to the default
-    args = build_parser().parse_args(argv)
-    return COMMANDS[args.command].run(args)

@@ -1,0 +1,99 @@
+"""The command line: ``python -m minisplit [COMMAND] [OPTIONS]``.
+
+Each command is one entry of :data:`COMMANDS`: a help line, a function that adds
+the command's options to its parser, and a function that runs it and returns the
+exit status. :func:`main` only parses and dispatches, so a new command is one new
+entry. With no command (or only its options), :data:`DEFAULT_COMMAND` runs.
+
+``grow`` (:mod:`minisplit.cli.grow`) is the main job: grow a network by
+splitting and compare it with the baselines. ``verify``
+(:mod:`minisplit.cli.verify`) checks every hand-derived derivative against
+finite differences.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import minisplit
+from minisplit.cli import grow, verify
+from minisplit.cli._args import Parser
+from minisplit.cli.grow import METHODS, TASKS, Progress, size_table
+from minisplit.cli.verify import LAYER_TYPES
+
+__all__ = [
+    "COMMANDS",
+    "DEFAULT_COMMAND",
+    "LAYER_TYPES",
+    "METHODS",
+    "TASKS",
+    "Command",
+    "Progress",
+    "build_parser",
+    "main",
+    "size_table",
+]
+
+
+@dataclass(frozen=True)
+class Command:
+    """One subcommand: a help line, its options, and the function that runs it."""
+
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+#: Subcommands by name; ``main`` dispatches on this dict.
+COMMANDS = {
+    "grow": Command(
+        help="grow a network by splitting on a built-in task, compare it with the baselines, "
+        "print tables and write figures and JSON (the default command)",
+        add_arguments=grow.add_arguments,
+        run=grow.run,
+    ),
+    "verify": Command(
+        help="check every layer's gradient, Hessian-vector product and Hessian "
+        "against finite differences",
+        add_arguments=verify.add_arguments,
+        run=verify.run,
+    ),
+}
+#: The command that runs when none is given (also with only its options).
+DEFAULT_COMMAND = "grow"
+#: Options of ``minisplit`` itself; any other leading option belongs to the default command.
+TOP_LEVEL_OPTIONS = ("-h", "--help", "--version")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``minisplit`` with one subparser per entry of :data:`COMMANDS`."""
+    parser = Parser(
+        prog="minisplit",
+        description="Splitting Steepest Descent in plain NumPy. "
+        f"Without a command, runs '{DEFAULT_COMMAND}'.",
+    )
+    parser.add_argument("--version", action="version", version=minisplit.__version__)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, command in COMMANDS.items():
+        sub = subparsers.add_parser(name, help=command.help, description=command.help)
+        command.add_arguments(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    """Parse ``argv`` (default: ``sys.argv[1:]``), run the command, return its exit status.
+
+    Examples
+    --------
+    >>> main(["verify", "--directions", "1"])  # doctest: +ELLIPSIS
+    Relative error ...
+    0
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or (argv[0].startswith("-") and argv[0] not in TOP_LEVEL_OPTIONS):
+        argv = [DEFAULT_COMMAND, *argv]  # options without a command belong to the default
+    args = build_parser().parse_args(argv)
+    return COMMANDS[args.command].run(args)

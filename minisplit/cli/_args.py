@@ -1,0 +1,38 @@
+"""Argument types and the one-line error parser shared by the commands."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def positive_int(text) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def eps_value(text):
+    if text == "line_search":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a number or 'line_search', got {text!r}"
+        ) from None
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (then exit status 2)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def fail(command, message):
+    """Exit with status 2 and one line, as the parser does for a bad option."""
+    Parser(prog=f"minisplit {command}").error(message)
