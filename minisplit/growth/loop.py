@@ -21,256 +21,20 @@ reproducible bit for bit, and resumable from a checkpoint (:mod:`minisplit.check
 
 from __future__ import annotations
 
-import dataclasses
-import numbers
 import time
-from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from minisplit import baselines
 from minisplit.checkpoint import Checkpoint, fingerprint, load_checkpoint, save_checkpoint
-from minisplit.history import Comparison, History
+from minisplit.growth.config import GrowthConfig, GrowthResult
+from minisplit.growth.sizes import growable_layers, measure, network_size, unit_costs
+from minisplit.history import History
 from minisplit.network import Network
-from minisplit.optim import SURGERY_MODES, make_optimizer
 from minisplit.selection import select_fraction, select_k, select_knapsack, select_threshold
-from minisplit.splitting import METHODS, add_neurons, reader_index, splitting_indices
+from minisplit.splitting import splitting_indices
 from minisplit.splitting import splitting_matrices as _splitting_matrices
-from minisplit.train import Plateau, train
-
-SELECTIONS = ("threshold", "k", "fraction", "knapsack")
-BUDGET_KINDS = ("neurons", "params", "flops")
-#: Why a run stopped (``history.meta["stop_reason"]``; "steps" for the fixed baseline).
-STOP_REASONS = ("budget", "max_rounds", "stable", "none_selected", "steps")
-
-
-def _real(value, low=None, strict=True, none=False) -> bool:
-    """Whether value is a finite real (> low, or >= low when not strict), or None if allowed."""
-    if value is None:
-        return none
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
-        return False
-    return low is None or (value > low if strict else value >= low)
-
-
-def _int(value, low, none=False) -> bool:
-    if value is None:
-        return none
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= low
-
-
-@dataclass(frozen=True)
-class GrowthConfig:
-    """Every setting of a growth run (JSON-able; part of a checkpoint's fingerprint).
-
-    Parameters
-    ----------
-    strategy : str
-        "splitting" or a baseline of :data:`minisplit.baselines.STRATEGIES`.
-    selection : {"threshold", "k", "fraction", "knapsack"}
-        Rule choosing neurons, pooled over layers, among negative indices only.
-    threshold, k, fraction : float, int, float
-        Parameters of the "threshold", "k" and "fraction" (default 0.3, as the
-        authors' code) rules.
-    knapsack_flops : float or None
-        FLOPs one "knapsack" round may add; None: the rest of a FLOPs budget.
-    eps : float or "line_search"
-        Split step (v is a unit vector: each offspring lies eps from its parent);
-        "line_search" keeps the value of ``eps_grid`` with the lowest training
-        loss right after the split.
-    signed, alpha : bool, float
-        Fall back to signed splits (negative output weight -alpha) along v_max
-        when every neuron is splitting-stable.
-    budget_kind, budget : str, float or None
-        Stop when the neurons of the grown layers, the parameters or the FLOPs
-        per sample reach ``budget`` (never exceeded); None: no size budget.
-    max_rounds, steps_per_round : int
-        At most this many surgeries; at most this many updates per round.
-    plateau_window, plateau_rel_tol : int or None, float
-        :class:`minisplit.train.Plateau`; window None trains full rounds.
-    optimizer, lr, optimizer_options : str, float, dict
-        ``make_optimizer(optimizer, lr=lr, **optimizer_options)``.
-    surgery_state : {"inherit", "reset"}
-        The optimiser state at a surgery (``optimizer.after_surgery``).
-    batch_size : int or None
-        None: full batch.
-    method, relu_surrogate
-        How splitting indices are computed (:func:`minisplit.splitting_indices`).
-    net2net_noise, gradmax_scale : float
-        Net2Net copy noise; norm of each GradMax outgoing weight vector.
-    seed : int
-        Seeds the run's only Generator.
-
-    Examples
-    --------
-    >>> GrowthConfig(selection="k", k=2, eps=0.05).to_dict()["k"]
-    2
-    """
-
-    strategy: str = "splitting"
-    selection: str = "fraction"
-    threshold: float = 0.0
-    k: int = 1
-    fraction: float = 0.3
-    knapsack_flops: float | None = None
-    eps: float | str = 0.1
-    eps_grid: tuple = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
-    signed: bool = False
-    alpha: float = 1.0
-    budget_kind: str = "neurons"
-    budget: float | None = 32
-    max_rounds: int = 10
-    steps_per_round: int = 1000
-    plateau_window: int | None = 50
-    plateau_rel_tol: float = 1e-3
-    optimizer: str = "adam"
-    lr: float = 0.01
-    optimizer_options: dict = field(default_factory=dict)
-    surgery_state: str = "inherit"
-    batch_size: int | None = None
-    method: str = "dense"
-    relu_surrogate: float | None = None
-    net2net_noise: float = 0.01
-    gradmax_scale: float = 0.01
-    seed: int = 0
-
-    def __post_init__(self):
-        object.__setattr__(self, "eps_grid", tuple(self.eps_grid))
-        choices = {
-            "strategy": baselines.STRATEGIES, "selection": SELECTIONS,
-            "budget_kind": BUDGET_KINDS, "surgery_state": SURGERY_MODES, "method": METHODS,
-        }
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        checks = {
-            "threshold": (_real(self.threshold), "a finite number"),
-            "k": (_int(self.k, 0), "a non-negative integer"),
-            "fraction": (_real(self.fraction, 0) and self.fraction <= 1, "in (0, 1]"),
-            "knapsack_flops": (_real(self.knapsack_flops, 0, none=True), "None or > 0"),
-            "eps": (self.eps == "line_search" or _real(self.eps, 0), '> 0 or "line_search"'),
-            "eps_grid": (
-                bool(self.eps_grid) and all(_real(e, 0) for e in self.eps_grid),
-                "a non-empty tuple of positive numbers",
-            ),
-            "signed": (isinstance(self.signed, bool), "True or False"),
-            "alpha": (_real(self.alpha, 0), "a positive number"),
-            "budget": (_real(self.budget, 0, none=True), "None or a positive number"),
-            "max_rounds": (_int(self.max_rounds, 1), "a positive integer"),
-            "steps_per_round": (_int(self.steps_per_round, 1), "a positive integer"),
-            "plateau_window": (_int(self.plateau_window, 1, none=True), "None or > 0"),
-            "plateau_rel_tol": (_real(self.plateau_rel_tol, 0, strict=False), ">= 0"),
-            "optimizer_options": (
-                isinstance(self.optimizer_options, dict) and "lr" not in self.optimizer_options,
-                "a dict of optimiser settings other than lr",
-            ),
-            "batch_size": (_int(self.batch_size, 1, none=True), "None or a positive integer"),
-            "relu_surrogate": (_real(self.relu_surrogate, 0, none=True), "None or > 0"),
-            "net2net_noise": (_real(self.net2net_noise, 0, strict=False), ">= 0"),
-            "gradmax_scale": (_real(self.gradmax_scale, 0), "a positive number"),
-            "seed": (_int(self.seed, 0), "a non-negative integer"),
-        }
-        for name, (ok, expected) in checks.items():
-            if not ok:
-                raise ValueError(f"{name} must be {expected}, got {getattr(self, name)!r}")
-        if self.selection == "knapsack" and self.knapsack_flops is None:
-            if self.budget_kind != "flops" or self.budget is None:
-                raise ValueError(
-                    'selection="knapsack" needs knapsack_flops, or budget_kind="flops" with a '
-                    "budget (the FLOPs left are then the knapsack's capacity)"
-                )
-        try:
-            self.make_optimizer()
-        except (TypeError, ValueError) as err:
-            raise ValueError(
-                f"optimizer={self.optimizer!r} with lr={self.lr!r} and optimizer_options="
-                f"{self.optimizer_options!r} is not a valid optimiser: {err}"
-            ) from None
-
-    def to_dict(self) -> dict:
-        """The settings as a JSON-able dict; ``GrowthConfig(**d)`` rebuilds the config."""
-        return {**asdict(self), "eps_grid": list(self.eps_grid)}
-
-    def make_optimizer(self):
-        """A fresh optimiser with these settings."""
-        return make_optimizer(self.optimizer, lr=self.lr, **self.optimizer_options)
-
-    def plateau(self) -> Plateau | None:
-        """Every round's plateau rule (None: train ``steps_per_round`` updates)."""
-        if self.plateau_window is None:
-            return None
-        return Plateau(self.plateau_window, self.plateau_rel_tol)
-
-
-@dataclass
-class GrowthResult:
-    """What :func:`grow` returns: the final network and the history of the run."""
-
-    net: Network
-    history: History
-
-
-# ---- sizes ---------------------------------------------------------------------------------
-
-
-def growable_layers(net) -> list[int]:
-    """Indices of the neuron layers with a linear reader (the hidden neuron layers)."""
-    out = []
-    for index, layer in enumerate(net.layers):
-        if hasattr(layer, "neuron_params"):
-            try:
-                reader_index(net, index)
-            except ValueError:  # the output layer, or a layer read non-linearly
-                continue
-            out.append(index)
-    return out
-
-
-def count_flops(net, X) -> int:
-    """Multiply-adds of one forward pass, per sample, over the neuron layers.
-
-    Dense ``n_in * n_out``, Conv2d ``c_in * kh * kw * c_out * Ho * Wo`` (Ho, Wo
-    from the shape of ``X``), RBF ``n_in * n_out``: in general neurons x weights
-    per neuron (bias excluded) x output positions. Activations, pooling and the
-    loss are not counted.
-
-    Examples
-    --------
-    >>> from minisplit import mlp
-    >>> count_flops(mlp([3, 4, 2], seed=0), np.zeros((5, 3)))   # 3*4 + 4*2
-    20
-    """
-    A, total = np.asarray(X)[:1], 0
-    for layer in net.layers:
-        A, _ = layer.forward(A)
-        if hasattr(layer, "neuron_params"):
-            weights = layer.neuron_dim - (1 if "b" in layer.param_names else 0)
-            total += layer.n_neurons * weights * (A[0].size // layer.n_neurons)
-    return int(total)
-
-
-def network_size(net, X, layers) -> dict:
-    """``{"neurons": per layer of layers, "n_neurons": their sum, "params", "flops"}``."""
-    neurons = [int(net.layers[index].n_neurons) for index in layers]
-    flops = count_flops(net, X)
-    return {"neurons": neurons, "n_neurons": sum(neurons), "params": net.n_params, "flops": flops}
-
-
-def _measure(size, kind) -> int:
-    return size["n_neurons" if kind == "neurons" else kind]
-
-
-def _unit_costs(net, X, layers, kind) -> dict:
-    """What one more neuron in each layer costs in ``kind`` units (measured on a grown copy)."""
-    base = _measure(network_size(net, X, layers), kind)
-    costs = {}
-    for index in layers:
-        obj = net.layers[index]
-        W_in = net.layers[reader_index(net, index)].input_weights(obj.n_neurons)
-        one = add_neurons(net, index, np.zeros((1, obj.neuron_dim)), np.zeros_like(W_in[:1]))
-        costs[index] = _measure(network_size(one, X, layers), kind) - base
-    return costs
-
+from minisplit.train import train
 
 # ---- one round's plan ----------------------------------------------------------------------
 
@@ -323,11 +87,11 @@ def _plan(net, X, y, layers, config, size):
     lambda_min, or -alpha/(1 + alpha) lambda_max for a signed split.
     """
     kind = config.budget_kind
-    left = np.inf if config.budget is None else config.budget - _measure(size, kind)
-    costs = _unit_costs(net, X, layers, kind)
+    left = np.inf if config.budget is None else config.budget - measure(size, kind)
+    costs = unit_costs(net, X, layers, kind)
     if min(costs.values()) > left:
         return "budget", None  # not even one neuron fits
-    flops_costs = costs if kind == "flops" else _unit_costs(net, X, layers, "flops")
+    flops_costs = costs if kind == "flops" else unit_costs(net, X, layers, "flops")
     flops_left = left if kind == "flops" else np.inf
     values, vectors = _indices(net, X, y, layers, "min", config)
     spectrum = {"kind": "min", "values": [values[i].tolist() for i in layers]}
@@ -500,7 +264,7 @@ class _Run:
         X, y = self.data[:2]
         net, config, layers = self.net, self.config, self.layers
         size, round_index = network_size(net, X, layers), len(self.history.rounds)
-        if config.budget is not None and _measure(size, config.budget_kind) >= config.budget:
+        if config.budget is not None and measure(size, config.budget_kind) >= config.budget:
             return "budget", None
         if round_index > config.max_rounds:
             return "max_rounds", None
@@ -596,7 +360,7 @@ def grow(
     return GrowthResult(run.net, history)
 
 
-# ---- the fixed-size baseline and comparisons ------------------------------------------------
+# ---- the fixed-size baseline ----------------------------------------------------------------
 
 
 def train_fixed(net, X, y, config, steps, X_test=None, y_test=None) -> GrowthResult:
@@ -616,62 +380,3 @@ def train_fixed(net, X, y, config, steps, X_test=None, y_test=None) -> GrowthRes
     fresh, fields = _train(fresh, data, optimizer, rng, config, steps, None, layers, 0)
     history.rounds.append({**_NO_SURGERY, **fields})
     return GrowthResult(fresh, history)
-
-
-def compare(
-    data, make_net, config=None, strategies=(*baselines.STRATEGIES, "fixed"), seeds=(0,),
-    progress=None,
-) -> Comparison:
-    """Run several strategies over several seeds on one data set, with the same training budget.
-
-    Each (strategy, seed) runs :func:`grow` from ``make_net(seed)`` with
-    ``config`` (strategy and seed replaced): the same optimiser, steps per round,
-    plateau rule and budget for all. "fixed" trains the final architecture of
-    the same seed's "splitting" run from scratch for that run's total steps.
-
-    Parameters
-    ----------
-    data : minisplit.datasets.Dataset
-    make_net : callable
-        ``seed -> Network``, the starting network.
-    config : GrowthConfig or None
-    strategies : sequence of str
-        From :data:`minisplit.baselines.STRATEGIES` and "fixed" ("fixed" needs "splitting").
-    seeds : sequence of int
-    progress : callable or None
-        Receives :func:`grow`'s events with ``"strategy"`` and ``"seed"`` added.
-
-    Returns
-    -------
-    Comparison
-        ``rows()`` gives one table row per (strategy, seed).
-    """
-    config = GrowthConfig() if config is None else config
-    strategies, seeds = list(strategies), [int(s) for s in seeds]
-    unknown = [s for s in strategies if s not in (*baselines.STRATEGIES, "fixed")]
-    if unknown or not strategies or len(set(strategies)) != len(strategies):
-        raise ValueError(f"strategies must be distinct names of {baselines.STRATEGIES} or "
-                         f"'fixed', got {strategies}")
-    if "fixed" in strategies and "splitting" not in strategies:
-        raise ValueError('"fixed" trains the final architecture of "splitting": include both')
-    if not callable(make_net):
-        raise TypeError(f"make_net must be a callable seed -> Network, got {make_net!r}")
-    histories, nets = {s: [] for s in strategies}, {s: [] for s in strategies}
-    parts = (data.X_train, data.y_train, data.X_test, data.y_test)
-    for seed in seeds:
-        for strategy in sorted(strategies, key=lambda s: s == "fixed"):  # fixed after splitting
-            if strategy == "fixed":
-                final, steps = nets["splitting"][-1], histories["splitting"][-1].total_steps
-                run = dataclasses.replace(config, seed=seed, strategy="splitting")
-                result = train_fixed(final, parts[0], parts[1], run, steps, *parts[2:])
-            else:
-                run = dataclasses.replace(config, seed=seed, strategy=strategy)
-                report = None if progress is None else _tagged(progress, strategy, seed)
-                result = grow(make_net(seed), *parts[:2], run, *parts[2:], progress=report)
-            histories[strategy].append(result.history)
-            nets[strategy].append(result.net)
-    return Comparison(data.name, seeds, histories, nets)
-
-
-def _tagged(progress, strategy, seed):
-    return lambda event: progress({**event, "strategy": strategy, "seed": seed})
