@@ -6,6 +6,7 @@ import numpy as np
 
 from minisplit.splitting import add_neurons, reader_index
 
+
 def growable_layers(net) -> list[int]:
     """Indices of the neuron layers with a linear reader (the hidden neuron layers)."""
     out = []
@@ -50,6 +51,7 @@ def network_size(net, X, layers) -> dict:
 
 
 def measure(size, kind) -> int:
+    """The size of kind "neurons", "params" or "flops" from a :func:`network_size` dict."""
     return size["n_neurons" if kind == "neurons" else kind]
 
 
