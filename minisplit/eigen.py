@@ -13,14 +13,18 @@ span{q_0, S q_0, S^2 q_0, ...} and the tridiagonal T_k = Q_k^T S Q_k
 values) converge to those of S from the inside; with Ritz pair (theta, Q_k y)
 the residual is ``||S x - theta x|| = beta_k |y_k|`` (y_k the last entry of y), and
 for a symmetric matrix some eigenvalue lies within that residual of theta.
-We re-orthogonalise fully (twice) against all earlier q, which keeps the basis
-orthonormal in floating point; after d steps the Krylov space is the whole
-space and the answer is exact.
+After the three-term recurrence we re-orthogonalise fully against all earlier q
+(classical Gram-Schmidt, repeated when a pass removed most of w: the
+Daniel-Gragg-Kaufman-Stewart test), which keeps the basis orthonormal in
+floating point; after d steps the Krylov space is the whole space and the
+answer is exact. The Ritz pairs come from LAPACK's tridiagonal solver
+(``scipy.linalg.eigh_tridiagonal``, O(k) per eigenvalue), not a dense eigh.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from scipy.linalg import eigh_tridiagonal
 
 from minisplit._validate import make_rng
 
@@ -85,7 +89,7 @@ def lanczos_extreme(matvec, n, d, which="min", tol=1e-10, max_iter=None, seed=0)
         raise ValueError(f"which must be one of {WHICH}, got {which!r}")
     k_max = d if max_iter is None else max(1, min(int(max_iter), d))
     rng = make_rng(seed)
-    Q = np.zeros((k_max, n, d))  # the Krylov bases, all neurons side by side
+    Q = np.zeros((n, k_max, d))  # neuron i's Krylov basis is Q[i, :k+1], contiguous
     q = rng.standard_normal((n, d))
     q /= np.linalg.norm(q, axis=1, keepdims=True)
     alpha = np.zeros((k_max, n))
@@ -95,11 +99,13 @@ def lanczos_extreme(matvec, n, d, which="min", tol=1e-10, max_iter=None, seed=0)
     vectors = np.zeros((n, d))
     pick = 0 if which == "min" else -1
     for k in range(k_max):
-        Q[k] = q
+        Q[:, k] = q
         w = matvec(q)  # (n, d)
         alpha[k] = np.einsum("nd,nd->n", w, q)
-        for _ in range(2):  # full re-orthogonalisation, twice is enough
-            w -= np.einsum("kn,knd->nd", np.einsum("knd,nd->kn", Q[: k + 1], w), Q[: k + 1])
+        w -= alpha[k][:, None] * q
+        if k > 0:
+            w -= beta[k - 1][:, None] * Q[:, k - 1]
+        w = _reorthogonalise(Q[:, : k + 1], w)
         beta[k] = np.linalg.norm(w, axis=1)
         exhausted = active & (beta[k] <= 1e-12 * np.max(np.abs(alpha[: k + 1]), axis=0))
         if (k + 1) % CHECK_EVERY == 0 or k == k_max - 1 or exhausted.any():
@@ -110,7 +116,7 @@ def lanczos_extreme(matvec, n, d, which="min", tol=1e-10, max_iter=None, seed=0)
             stop = (residual <= tol * scale) | exhausted[idx] | (k == k_max - 1)
             stopped = idx[stop]
             values[stopped] = theta[stop]
-            vectors[stopped] = np.einsum("mk,kmd->md", Y[stop], Q[: k + 1, stopped])
+            vectors[stopped] = np.matmul(Y[stop][:, None, :], Q[stopped, : k + 1])[:, 0]
             active[stopped] = False
         if not active.any():
             break
@@ -119,16 +125,33 @@ def lanczos_extreme(matvec, n, d, which="min", tol=1e-10, max_iter=None, seed=0)
     return values, fix_sign(vectors), k + 1
 
 
-def _ritz(diagonal, off_diagonal, pick):
-    """Extreme eigenpairs of m Lanczos tridiagonals T at once.
+def _reorthogonalise(basis, w):
+    """w minus its components along the orthonormal rows of each basis[i] (k, d).
 
-    diagonal (k, m), off_diagonal (k - 1, m) -> values (m,), eigenvectors (m, k).
+    One classical Gram-Schmidt pass, batched over neurons as two matrix products;
+    a second pass only when the first removed more than 1 - 1/sqrt(2) of some
+    norm (then round-off may have left a component behind; twice is enough).
+    """
+    for _ in range(2):
+        before = np.linalg.norm(w, axis=1)
+        coefficients = np.matmul(basis, w[:, :, None])  # (n, k, 1)
+        w = w - np.matmul(coefficients.transpose(0, 2, 1), basis)[:, 0]  # (n, d)
+        if np.all(np.linalg.norm(w, axis=1) >= before / np.sqrt(2.0)):
+            break
+    return w
+
+
+def _ritz(diagonal, off_diagonal, pick):
+    """Extreme eigenpairs of m Lanczos tridiagonals T, one LAPACK call each.
+
+    diagonal (k, m), off_diagonal (k - 1, m) -> values (m,), unit eigenvectors (m, k).
     """
     k, m = diagonal.shape
-    T = np.zeros((m, k, k))
-    steps = np.arange(k)
-    T[:, steps, steps] = diagonal.T
-    T[:, steps[:-1], steps[1:]] = off_diagonal.T
-    T[:, steps[1:], steps[:-1]] = off_diagonal.T
-    vals, vecs = np.linalg.eigh(T)  # (m, k), (m, k, k)
-    return vals[:, pick], vecs[:, :, pick]
+    index = 0 if pick == 0 else k - 1
+    values, vectors = np.empty(m), np.empty((m, k))
+    for i in range(m):
+        value, vector = eigh_tridiagonal(
+            diagonal[:, i], off_diagonal[:, i], select="i", select_range=(index, index)
+        )
+        values[i], vectors[i] = value[0], vector[:, 0]
+    return values, vectors

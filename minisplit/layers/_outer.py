@@ -8,22 +8,30 @@ coefficient per row, ``C[m, i] = g_{m,i} f''(z_{m,i})``:
 
 All n matrices come out of ONE matrix product: with the row-wise outer products
 restricted to the upper triangle, ``P[m, t] = h~_m[j_t] h~_m[k_t]`` for the
-T = d(d+1)/2 index pairs j_t <= k_t,
+T = d(d+1)/2 index pairs j_t <= k_t (row j of the triangle is the d - j columns
+``h~_m[j] * h~_m[j:]``),
 
     S[:, j_t, k_t] = (C^T P)[:, t]
 
-which costs 2 M n T = M n d(d+1) flops (symmetry halves the work) and memory
-O(n d^2 + chunk T). The product S_i v_i for all i without forming S:
+which costs 2 M n T = M n d(d+1) flops (symmetry halves the work). P is never
+held whole: it is built tile by tile, at least MIN_CHUNK_ROWS samples times as
+many triangle rows as fit in CHUNK_BYTES, into one reused buffer by d slice
+products (no index arrays, each writing contiguous rows of the transposed tile
+P^T), so memory is O(n d^2 + CHUNK_BYTES). The product
+S_i v_i for all i without forming S:
 
-    S_i v_i = sum_m C[m, i] (h~_m . v_i) h~_m = ((H~ V^T) * C)^T H~   (row i)
+    S_i v_i = sum_m C[m, i] (h~_m . v_i) h~_m = (H~^T ((H~ V^T) * C))^T   (row i)
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-#: Bytes of the (chunk, T) block of outer products held at once.
+#: Bytes of the tile of outer products (samples x triangle columns) held at once.
 CHUNK_BYTES = 32 * 2**20
+#: Fewest samples per tile: the inner dimension of the tile's matrix product, which
+#: runs far below the machine's matrix-product speed when it is short.
+MIN_CHUNK_ROWS = 256
 
 
 def weighted_outer_sum(H, C) -> np.ndarray:
@@ -48,18 +56,41 @@ def weighted_outer_sum(H, C) -> np.ndarray:
     """
     M, d = H.shape
     n = C.shape[1]
-    rows, cols = np.triu_indices(d)  # (T,), (T,)
-    T = rows.size
-    chunk = max(1, CHUNK_BYTES // (8 * T))
-    upper = np.zeros((n, T))
-    for start in range(0, M, chunk):
-        Hc = H[start : start + chunk]
-        P = Hc[:, rows] * Hc[:, cols]  # (chunk, T)
-        upper += C[start : start + chunk].T @ P  # (n, T)
+    T = d * (d + 1) // 2
+    chunk = max(1, min(M, max(MIN_CHUNK_ROWS, CHUNK_BYTES // (8 * T))))  # samples per tile
+    width = max(d, CHUNK_BYTES // (8 * chunk))  # triangle columns per tile
     S = np.empty((n, d, d))
-    S[:, rows, cols] = upper
-    S[:, cols, rows] = upper
+    buffer = np.empty((min(T, width), chunk))  # (width, chunk) the tile P^T, reused
+    for j0, j1 in _triangle_rows(d, width):
+        columns = _triangle_offset(d, j1) - _triangle_offset(d, j0)
+        block = np.zeros((n, columns))  # S[:, j, j:] for j0 <= j < j1, side by side
+        for start in range(0, M, chunk):
+            Ht = np.ascontiguousarray(H[start : start + chunk].T)  # (d, m)
+            Pt = buffer[:columns, : Ht.shape[1]]  # (columns, m)
+            for j in range(j0, j1):
+                t = _triangle_offset(d, j) - _triangle_offset(d, j0)
+                np.multiply(Ht[j], Ht[j:], out=Pt[t : t + d - j])  # contiguous rows
+            block += C[start : start + chunk].T @ Pt.T  # (n, columns); faster than Pt @ C
+        for j in range(j0, j1):
+            t = _triangle_offset(d, j) - _triangle_offset(d, j0)
+            S[:, j, j:] = block[:, t : t + d - j]
+            S[:, j:, j] = block[:, t : t + d - j]
     return S
+
+
+def _triangle_offset(d, j) -> int:
+    """Column of entry (j, j) in the row-by-row upper triangle: sum of d - i for i < j."""
+    return j * d - j * (j - 1) // 2
+
+
+def _triangle_rows(d, width):
+    """Runs [j0, j1) of triangle rows holding at most ``width`` columns (at least one row)."""
+    j0 = 0
+    for j in range(1, d):
+        if _triangle_offset(d, j + 1) - _triangle_offset(d, j0) > width:
+            yield j0, j
+            j0 = j
+    yield j0, d
 
 
 def weighted_outer_matvec(H, C, V) -> np.ndarray:
@@ -75,7 +106,9 @@ def weighted_outer_matvec(H, C, V) -> np.ndarray:
     -------
     ndarray (n, d)
     """
-    return ((H @ V.T) * C).T @ H  # (M, n) -> (n, d)
+    # H^T (U * C) rather than (U * C)^T H: the same products, but multi-threaded
+    # OpenBLAS runs the (n, M) @ (M, d) form far slower when M is long and n, d small
+    return (H.T @ ((H @ V.T) * C)).T  # (M, n) -> (d, n) -> (n, d)
 
 
 def with_ones(X) -> np.ndarray:
