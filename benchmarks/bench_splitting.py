@@ -130,7 +130,7 @@ def bench_form(args, rng) -> tuple[float, float]:
     )
     print(f"  bare product rate                 {flops / t_bare / 1e9:7.1f} GFLOP/s")
     print(
-        f"  rate / plain matmul: best {relative:.2f}, median {median_relative:.2f}   "
+        f"  rate / plain matmul: best {relative:.3f}, median {median_relative:.3f}   "
         f"{verdict(relative, RATE_TARGET)}"
     )
     print(f"  bare product / plain matmul: {flops / t_bare / rate_mm:.2f} (the shape's ceiling)")
@@ -319,7 +319,7 @@ def main(argv=None) -> None:
     print("\n== summary")
     if 1 in results:
         rate, memory = results[1]
-        print(f"  1. S rate / plain matmul            {rate:6.2f}   (target >= {RATE_TARGET})")
+        print(f"  1. S rate / plain matmul           {rate:6.3f}   (target >= {RATE_TARGET})")
         print(f"     peak memory / (n d^2 * 8 bytes)  {memory:6.2f}")
     if 2 in results:
         speedup, agreement = results[2]
