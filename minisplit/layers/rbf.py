@@ -58,9 +58,10 @@ class RBF(Layer):
     -----
     Each output lies in (0, 1] and equals 1 exactly at its centre. The
     splitting matrix of a neuron is ``sum_n g a (D D^T / s^4 - I / s^2)``: a
-    sample pulling on the neuron (g < 0) contributes negative curvature
-    across D and positive curvature along it, so a neuron torn between two
-    clusters of samples has a negative splitting index.
+    sample pulling on the neuron (g < 0) from farther than s (||D|| > s)
+    contributes negative curvature along D (``g a (||D||^2/s^4 - 1/s^2)``) and
+    positive curvature across it (``-g a / s^2``), so a neuron torn between two
+    clusters of samples on either side has a negative splitting index.
 
     Distances use the expansion ``||x||^2 - 2 x.c + ||c||^2`` (matrix products,
     no (N, n, d) array), which costs about ``eps * ||x||^2 / s^2`` in relative
