@@ -4,14 +4,14 @@ Three same-run measurements (see benchmarks/README.md):
 
 1. Forming every S_i of a Dense layer with ``layer.splitting_matrices(dA, cache)``
    (N = 4096 samples, fan-in 128, n = 128 neurons, d = 129). Achieved flop rate,
-   counting the upper-triangle method's real work ``N n d (d + 1)``, over the flop
+   counting the upper-triangle kernel's real work ``N n d (d + 1)``, over the flop
    rate of a plain float64 2000 x 2000 matrix product timed in the same run.
-   Target >= 0.5. Also: the rate of the bare product the method reduces to
+   Target >= 0.5. Also: the rate of the bare product the kernel reduces to
    ((n x N) @ (N x T), T = d(d+1)/2, no outer products built), and the peak memory
    traced by ``tracemalloc`` during the call against the n d^2 * 8 bytes of S itself.
 2. Smallest eigenpairs of a Dense layer with fan-in 1024 (n = 64, N = 2048) on data from
-   a random teacher: ``ms.splitting_indices(method="matrix_free")`` against
-   ``method="dense"`` (form S, then ``eigh``). Target: >= 5x faster, with the largest
+   a random teacher: ``ms.splitting_indices(solver="matrix_free")`` against
+   ``solver="dense"`` (form S, then ``eigh``). Target: >= 5x faster, with the largest
    relative eigenvalue difference <= 1e-6.
 3. The same comparison for a Conv2d layer (16 -> 32 channels, 3 x 3, 16 x 16 images,
    N = 256), reported without a target.
@@ -95,7 +95,7 @@ def bench_form(args, rng) -> tuple[float, float]:
     bp = net.backprop(X, y)
     layer, dA, cache = net.layers[0], bp.douts[0], bp.caches[0]
     T = d * (d + 1) // 2
-    flops = N * n * d * (d + 1)  # 2 N n T: the upper-triangle method's real work
+    flops = N * n * d * (d + 1)  # 2 N n T: the upper-triangle kernel's real work
     nominal = 2 * N * n * d * d
     side = args.matmul_size
     A = rng.standard_normal((side, side))  # (side, side)
@@ -151,16 +151,16 @@ def bench_form(args, rng) -> tuple[float, float]:
 
 
 def compare_solvers(title, net, X, y, layer_index, args, target) -> tuple[float, float]:
-    """Time splitting_indices(method=...) both ways; print the agreement and a breakdown."""
+    """Time splitting_indices(solver=...) both ways; print the agreement and a breakdown."""
     layer = net.layers[layer_index]
     n, d = layer.n_neurons, layer.neuron_dim
     print(f"\n{title}: n = {n} neurons, d = {d}")
 
     def matrix_free():
-        return ms.splitting_indices(net, X, y, layer_index, method="matrix_free")
+        return ms.splitting_indices(net, X, y, layer_index, solver="matrix_free")
 
     def dense():
-        return ms.splitting_indices(net, X, y, layer_index, method="dense")
+        return ms.splitting_indices(net, X, y, layer_index, solver="dense")
 
     mf_values, mf_vectors = matrix_free()  # the warm-up, kept for the agreement check
     t_mf = []
@@ -174,8 +174,8 @@ def compare_solvers(title, net, X, y, layer_index, args, target) -> tuple[float,
             start = time.perf_counter()
             dense_values, dense_vectors = dense()
             t_dense.append(time.perf_counter() - start)
-    print_time('splitting_indices(method="matrix_free")', t_mf)
-    print_time('splitting_indices(method="dense")', t_dense)
+    print_time('splitting_indices(solver="matrix_free")', t_mf)
+    print_time('splitting_indices(solver="dense")', t_dense)
     speedup = min(t_dense) / min(t_mf)
     print(
         f"  speed-up dense / matrix_free: best {speedup:.1f}x, "

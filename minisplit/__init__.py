@@ -3,30 +3,82 @@
 Grow small, accurate networks by splitting neurons along the eigenvector of
 their splitting matrix; every derivative is written by hand and checked by
 finite differences (:mod:`minisplit.gradcheck`).
+
+The packages, in the one-way order data flows (docs/architecture.md):
+``datasets`` -> ``layers``, ``network`` (activations, losses) -> ``gradcheck`` ->
+``splitting`` (matrices, eigen-solvers, surgery, landscapes) -> ``optim``,
+``training`` -> ``growth`` (strategies, selection, loop, history, comparison) ->
+``plots``, ``cli``.
 """
 
-from minisplit import baselines, datasets, gradcheck, landscapes, plots, selection
+import warnings
+
+from minisplit import datasets, gradcheck, growth, plots, splitting
 from minisplit.activations import ACTIVATIONS, get_activation
-from minisplit.growth import GrowthConfig, GrowthResult, compare, count_flops, grow, train_fixed
-from minisplit.history import Comparison, History
+from minisplit.growth import (
+    Comparison,
+    GrowthConfig,
+    GrowthResult,
+    History,
+    Round,
+    compare,
+    count_flops,
+    grow,
+    selection,
+    train_fixed,
+)
+from minisplit.growth.selection import (
+    select_fraction,
+    select_k,
+    select_knapsack,
+    select_threshold,
+)
 from minisplit.io import load, save
-from minisplit.layers import RBF, AvgPool2d, Conv2d, Dense, Flatten, Layer
+from minisplit.layers import (
+    RBF,
+    AvgPool2d,
+    Conv2d,
+    Dense,
+    Flatten,
+    Layer,
+    NeuronLayer,
+    ReadingLayer,
+)
 from minisplit.losses import LOSSES, get_loss
 from minisplit.network import MAX_HESSIAN_PARAMS, Network, flatten, mlp, unflatten
 from minisplit.optim import SGD, Adam, make_optimizer
-from minisplit.selection import select_fraction, select_k, select_knapsack, select_threshold
 from minisplit.splitting import (
     add_neurons,
     carry_state,
+    landscapes,
     signed_split,
     split,
     split_many,
     splitting_indices,
     splitting_matrices,
 )
-from minisplit.train import Plateau, train
+from minisplit.training import Plateau, train
 
 __version__ = "0.1.0"
+
+#: Old public names that still work, with a DeprecationWarning: name -> (module, advice).
+_DEPRECATED = {
+    "baselines": (
+        "minisplit.growth.strategies",
+        "minisplit.baselines is now minisplit.growth.strategies (one record per strategy)",
+    ),
+}
+
+
+def __getattr__(name):
+    if name in _DEPRECATED:
+        import importlib
+
+        module, advice = _DEPRECATED[name]
+        warnings.warn(f"{advice}; the old name will go", DeprecationWarning, stacklevel=2)
+        return importlib.import_module(module)
+    raise AttributeError(f"module 'minisplit' has no attribute {name!r}")
+
 
 __all__ = [
     "ACTIVATIONS",
@@ -38,7 +90,9 @@ __all__ = [
     "Flatten",
     "Layer",
     "Network",
+    "NeuronLayer",
     "RBF",
+    "ReadingLayer",
     "add_neurons",
     "carry_state",
     "datasets",
@@ -53,6 +107,7 @@ __all__ = [
     "signed_split",
     "split",
     "split_many",
+    "splitting",
     "splitting_indices",
     "splitting_matrices",
     "unflatten",
@@ -70,9 +125,11 @@ __all__ = [
     "GrowthConfig",
     "GrowthResult",
     "History",
+    "Round",
     "baselines",
     "compare",
     "count_flops",
+    "growth",
     "grow",
     "plots",
     "train_fixed",

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from minisplit._checks import check_choice, check_real
+
 Array = np.ndarray
 
 
@@ -176,9 +178,7 @@ def get_activation(name: str | Activation) -> Activation:
     """
     if isinstance(name, Activation):
         return name
-    if not isinstance(name, str) or name not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {name!r}")
-    return ACTIVATIONS[name]
+    return ACTIVATIONS[check_choice(name, "activation", sorted(ACTIVATIONS))]
 
 
 def softplus_surrogate_d2(beta: float = 3.0) -> Callable[[Array], Array]:
@@ -200,9 +200,7 @@ def softplus_surrogate_d2(beta: float = 3.0) -> Callable[[Array], Array]:
     callable
         ``z -> beta * s * (1 - s)`` with ``s = sigmoid(beta * z)``.
     """
-    beta = float(beta)
-    if not np.isfinite(beta) or beta <= 0:
-        raise ValueError(f"beta must be a positive finite number, got {beta}")
+    beta = check_real(beta, "beta", low=0, low_open=True)
 
     def d2f(z: Array) -> Array:
         s = sigmoid(beta * z)

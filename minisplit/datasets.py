@@ -16,12 +16,13 @@ The formulas of every data set are in ``docs/datasets.md``.
 
 from __future__ import annotations
 
-import numbers
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from minisplit._checks import check_bool, check_choice, check_int, check_real, make_rng
 
 __all__ = [
     "DATASETS",
@@ -42,42 +43,7 @@ _DIGITS_PATH = Path(__file__).parent / "data" / "digits.npz"
 _DIGITS_SHAPE = (1797, 64)
 
 
-# ----------------------------------------------------------------------------- validation
-
-
-def _check_int(name, value, minimum):
-    """Return ``value`` as an int after checking it is an integer >= ``minimum``."""
-    what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be {what}, got {value!r} of type {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be {what}, got {value}")
-    return int(value)
-
-
-def _check_real(name, value, minimum=0.0, strict=False):
-    """Return ``value`` as a float after checking it is finite and >= (or >) ``minimum``."""
-    what = f"a finite number {'>' if strict else '>='} {minimum}"
-    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be {what}, got {value!r} of type {type(value).__name__}")
-    value = float(value)
-    if not np.isfinite(value) or value < minimum or (strict and value == minimum):
-        raise ValueError(f"{name} must be {what}, got {value}")
-    return value
-
-
-def _rng(seed):
-    """Turn ``seed`` (non-negative int or Generator) into a Generator."""
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if isinstance(seed, bool | np.bool_) or not isinstance(seed, numbers.Integral):
-        raise TypeError(
-            "seed must be a non-negative integer or np.random.Generator, "
-            f"got {seed!r} of type {type(seed).__name__}"
-        )
-    if seed < 0:
-        raise ValueError(f"seed must be a non-negative integer or np.random.Generator, got {seed}")
-    return np.random.default_rng(int(seed))
+# ----------------------------------------------------------------------------- helpers
 
 
 def _balanced_labels(n, n_classes, rng):
@@ -134,11 +100,11 @@ def rbf_teacher(n=200, n_centers=4, width=0.5, noise=0.0, seed=0, return_teacher
     >>> X.shape, y.shape
     ((50, 1), (50, 1))
     """
-    n = _check_int("n", n, 1)
-    n_centers = _check_int("n_centers", n_centers, 1)
-    width = _check_real("width", width, strict=True)
-    noise = _check_real("noise", noise)
-    rng = _rng(seed)
+    n = check_int(n, "n", low=1)
+    n_centers = check_int(n_centers, "n_centers", low=1)
+    width = check_real(width, "width", low=0, low_open=True)
+    noise = check_real(noise, "noise", low=0)
+    rng = make_rng(seed)
     centers = rng.uniform(-3.0, 3.0, size=n_centers)  # (n_centers,)
     weights = rng.standard_normal(n_centers)  # (n_centers,)
     X = rng.uniform(-3.0, 3.0, size=(n, 1))  # (n, 1)
@@ -192,12 +158,12 @@ def teacher_student(
     >>> X.shape, y.shape
     ((10, 3), (10, 2))
     """
-    n = _check_int("n", n, 1)
-    n_in = _check_int("n_in", n_in, 1)
-    teacher_width = _check_int("teacher_width", teacher_width, 1)
-    n_out = _check_int("n_out", n_out, 1)
-    noise = _check_real("noise", noise)
-    rng = _rng(seed)
+    n = check_int(n, "n", low=1)
+    n_in = check_int(n_in, "n_in", low=1)
+    teacher_width = check_int(teacher_width, "teacher_width", low=1)
+    n_out = check_int(n_out, "n_out", low=1)
+    noise = check_real(noise, "noise", low=0)
+    rng = make_rng(seed)
     W1 = rng.standard_normal((teacher_width, n_in)) / np.sqrt(n_in)  # (width, n_in)
     b1 = rng.standard_normal(teacher_width)  # (width,)
     W2 = rng.standard_normal((n_out, teacher_width)) / np.sqrt(teacher_width)  # (n_out, width)
@@ -244,10 +210,10 @@ def spirals(n=300, n_classes=2, noise=0.1, seed=0):
     >>> X.shape, sorted(set(y.tolist()))
     ((30, 2), [0, 1, 2])
     """
-    n_classes = _check_int("n_classes", n_classes, 2)
-    n = _check_int("n", n, n_classes)
-    noise = _check_real("noise", noise)
-    rng = _rng(seed)
+    n_classes = check_int(n_classes, "n_classes", low=2)
+    n = check_int(n, "n", low=n_classes)
+    noise = check_real(noise, "noise", low=0)
+    rng = make_rng(seed)
     y = _balanced_labels(n, n_classes, rng)  # (n,)
     t = rng.uniform(0.0, 1.0, size=n)  # (n,)
     angle = 2.0 * np.pi * (y / n_classes + t)  # (n,)
@@ -282,9 +248,9 @@ def moons(n=300, noise=0.1, seed=0):
     >>> X.shape, int(y.sum())
     ((20, 2), 10)
     """
-    n = _check_int("n", n, 2)
-    noise = _check_real("noise", noise)
-    rng = _rng(seed)
+    n = check_int(n, "n", low=2)
+    noise = check_real(noise, "noise", low=0)
+    rng = make_rng(seed)
     y = _balanced_labels(n, 2, rng)  # (n,)
     s = np.pi * rng.uniform(0.0, 1.0, size=n)  # (n,)
     outer = np.column_stack([np.cos(s), np.sin(s)])  # (n, 2)
@@ -325,10 +291,10 @@ def blobs(n=300, n_classes=3, std=1.0, seed=0):
     >>> X.shape, y.dtype.name
     ((12, 2), 'int64')
     """
-    n_classes = _check_int("n_classes", n_classes, 2)
-    n = _check_int("n", n, n_classes)
-    std = _check_real("std", std)
-    rng = _rng(seed)
+    n_classes = check_int(n_classes, "n_classes", low=2)
+    n = check_int(n, "n", low=n_classes)
+    std = check_real(std, "std", low=0)
+    rng = make_rng(seed)
     y = _balanced_labels(n, n_classes, rng)  # (n,)
     radius = 2.5 / np.sin(np.pi / n_classes)
     angle = rng.uniform(0.0, 2.0 * np.pi) + 2.0 * np.pi * np.arange(n_classes) / n_classes
@@ -384,8 +350,7 @@ def digits(images=False):
     >>> X.shape, int(y.max())
     ((1797, 1, 8, 8), 9)
     """
-    if not isinstance(images, bool | np.bool_):
-        raise TypeError(f"images must be True or False, got {images!r}")
+    check_bool(images, "images")
     X, y = _read_digits(_DIGITS_PATH)
     X = X.astype(np.float64) / 16.0  # (1797, 64)
     if images:
@@ -430,9 +395,9 @@ def train_test_split(X, y, test_fraction=0.25, seed=0):
         raise ValueError(
             f"X and y must have the same number of rows, got {X.shape[0]} and {y.shape[0]}"
         )
-    test_fraction = _check_real("test_fraction", test_fraction, strict=True)
-    if test_fraction >= 1.0:
-        raise ValueError(f"test_fraction must be strictly between 0 and 1, got {test_fraction}")
+    test_fraction = check_real(
+        test_fraction, "test_fraction", low=0, high=1, low_open=True, high_open=True
+    )
     n = X.shape[0]
     n_test = int(round(test_fraction * n))
     if not 0 < n_test < n:
@@ -440,7 +405,7 @@ def train_test_split(X, y, test_fraction=0.25, seed=0):
             f"test_fraction={test_fraction} of {n} rows gives {n_test} test and "
             f"{n - n_test} training rows; both parts must be nonempty"
         )
-    order = _rng(seed).permutation(n)  # (n,)
+    order = make_rng(seed).permutation(n)  # (n,)
     test, train = order[:n_test], order[n_test:]
     return X[train], y[train], X[test], y[test]  # fancy indexing copies
 
@@ -505,12 +470,11 @@ def load(name, seed=0, test_fraction=0.25, **kwargs):
     >>> data.task, data.n_classes, data.X_train.shape
     ('classification', 3, (75, 2))
     """
-    if name not in DATASETS:
-        raise ValueError(f"name must be one of {', '.join(DATASETS)}; got {name!r}")
+    check_choice(name, "name", DATASETS)
     if "return_teacher" in kwargs:
         raise TypeError("load does not take return_teacher; call the data set's function")
     function, task = _REGISTRY[name]
-    rng = _rng(seed)
+    rng = make_rng(seed)
     X, y = function(**kwargs) if name == "digits" else function(seed=rng, **kwargs)
     # every generator gives each class at least one sample, so the largest label is K - 1
     n_classes = int(y.max()) + 1 if task == "classification" else None

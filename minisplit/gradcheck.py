@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from minisplit._validate import check_positive_float, check_positive_int, make_rng
+from minisplit._checks import check_int, check_real, make_rng
 from minisplit.network import flatten
 
 #: Relative error above which a derivative is declared wrong (see module docstring).
@@ -28,7 +28,7 @@ STEP = 1e-5
 
 def _directions(size, n_directions, seed):
     rng = make_rng(seed)
-    U = rng.standard_normal((check_positive_int(n_directions, "n_directions"), size))
+    U = rng.standard_normal((check_int(n_directions, "n_directions", low=1), size))
     return U / np.linalg.norm(U, axis=1, keepdims=True)
 
 
@@ -73,7 +73,7 @@ def gradient_error(fun, grad, x, seed=0, n_directions=4, step=STEP) -> float:
     True
     """
     x = np.array(x, dtype=np.float64)
-    h = check_positive_float(step, "step")
+    h = check_real(step, "step", low=0, low_open=True)
     g = np.asarray(grad(x), dtype=np.float64)
     scale = max(float(np.linalg.norm(g)), 1e-12)
     errors = [
@@ -110,7 +110,7 @@ def hvp_error(grad, hvp, x, seed=0, n_directions=4, step=STEP) -> float:
     True
     """
     x = np.array(x, dtype=np.float64)
-    h = check_positive_float(step, "step")
+    h = check_real(step, "step", low=0, low_open=True)
     errors = []
     for u in _directions(x.size, n_directions, seed):
         fd = (np.asarray(grad(x + h * u)) - np.asarray(grad(x - h * u))) / (2 * h)

@@ -9,8 +9,8 @@ A grown network's widths travel with its weights (docs/splitting.md,
 ``layer{l}.{name}``     float64 parameter ``name`` of layer l (``param_names`` order)
 
 Nothing is pickled: :func:`load` reads with ``allow_pickle=False``, so a file
-cannot run code, and ``type(layer)(**config)`` rebuilds each layer from the
-registry :data:`LAYER_TYPES` only.
+cannot run code, and ``cls.from_config(config, params)`` rebuilds each layer from
+the registry :data:`LAYER_TYPES` only.
 
 :func:`save` is atomic: it writes a temporary file in the target directory,
 flushes and fsyncs it, then ``os.replace``-s it onto the path. A crash
@@ -27,6 +27,7 @@ import zlib
 
 import numpy as np
 
+from minisplit._checks import check_type
 from minisplit._files import write_atomic
 from minisplit.layers import RBF, AvgPool2d, Conv2d, Dense, Flatten
 from minisplit.network import Network
@@ -75,19 +76,19 @@ def _check_path(path) -> str:
 def _arrays(net: Network) -> dict:
     """The arrays of a file: the JSON header and every parameter, by key."""
     layers = []
-    for index, layer in enumerate(net.layers):
-        name = type(layer).__name__
-        if LAYER_TYPES.get(name) is not type(layer):
+    for index, obj in enumerate(net.layers):
+        name = type(obj).__name__
+        if LAYER_TYPES.get(name) is not type(obj):
             raise ValueError(
                 f"layer {index} ({name}) cannot be saved: known layer types are "
                 f"{sorted(LAYER_TYPES)}"
             )
-        layers.append({"type": name, "config": layer.config()})
+        layers.append({"type": name, "config": obj.config()})
     meta = {"format": FORMAT, "version": VERSION, "loss": net.loss_fn.name, "layers": layers}
     header = json.dumps(meta, sort_keys=True, allow_nan=False).encode("utf-8")
     arrays = {_META_KEY: np.frombuffer(header, dtype=np.uint8)}
-    for index, layer in enumerate(net.layers):
-        for name, value in zip(layer.param_names, layer.params):
+    for index, obj in enumerate(net.layers):
+        for name, value in zip(obj.param_names, obj.params):
             arrays[_param_key(index, name)] = np.asarray(value, dtype=np.float64)
     return arrays
 
@@ -119,8 +120,7 @@ def save(net: Network, path) -> None:
     >>> load(path).layers[0].W.shape
     (3, 2)
     """
-    if not isinstance(net, Network):
-        raise TypeError(f"net must be a Network, got {type(net).__name__}")
+    check_type(net, "net", Network)
     path = _check_path(path)
     arrays = _arrays(net)
     write_atomic(path, lambda f: np.savez(f, **arrays))
@@ -179,12 +179,8 @@ def _build_layer(index: int, spec: dict, arrays: dict, path: str):
             f"{path!r}: layer {index} has unknown type {spec.get('type')!r}; "
             f"known: {sorted(LAYER_TYPES)}"
         )
-    try:
-        layer = cls(**spec["config"])
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{path!r}: layer {index} ({cls.__name__}) bad config: {err}") from err
     values = []
-    for name in layer.param_names:
+    for name in cls.param_names:
         value = arrays.pop(_param_key(index, name), None)
         if value is None:
             raise ValueError(f"{path!r}: missing parameter {_param_key(index, name)!r}")
@@ -194,10 +190,11 @@ def _build_layer(index: int, spec: dict, arrays: dict, path: str):
             )
         values.append(value)
     try:
-        layer.set_params(values)
-    except ValueError as err:
-        raise ValueError(f"{path!r}: layer {index} ({cls.__name__}): {err}") from err
-    return layer
+        return cls.from_config(spec["config"], values)
+    except (TypeError, ValueError) as err:
+        raise ValueError(
+            f"{path!r}: layer {index} ({cls.__name__}) has a bad config or parameters: {err}"
+        ) from err
 
 
 def load(path) -> Network:

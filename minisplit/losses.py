@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from minisplit._validate import check_finite
+from minisplit._checks import check_choice, check_finite
 
 
 class MSE:
@@ -26,12 +26,12 @@ class MSE:
     name = "mse"
 
     def check_targets(self, y, n_samples: int, n_out: int) -> np.ndarray:
-        """Return y as float64 (N, k), or raise ValueError saying what was expected."""
+        """Return y as float64 (N, k); TypeError for a non-real dtype, ValueError otherwise."""
         y = np.asarray(y)
+        if not np.issubdtype(y.dtype, np.number) or np.issubdtype(y.dtype, np.complexfloating):
+            raise TypeError(f"y must hold real numbers for mse, got dtype {y.dtype}")
         if y.shape != (n_samples, n_out):
             raise ValueError(f"y must have shape ({n_samples}, {n_out}) for mse, got {y.shape}")
-        if not np.issubdtype(y.dtype, np.number) or np.issubdtype(y.dtype, np.complexfloating):
-            raise ValueError(f"y must be real numbers for mse, got dtype {y.dtype}")
         return check_finite(y.astype(np.float64, copy=False), "y")
 
     def forward(self, F, y):
@@ -56,8 +56,12 @@ class CrossEntropy:
     name = "cross_entropy"
 
     def check_targets(self, y, n_samples: int, n_out: int) -> np.ndarray:
-        """Return y as int64 (N,), or raise ValueError saying what was expected."""
+        """Return y as int64 (N,); TypeError for a non-numeric dtype, ValueError otherwise."""
         y = np.asarray(y)
+        if not (np.issubdtype(y.dtype, np.floating) or np.issubdtype(y.dtype, np.integer)):
+            raise TypeError(
+                f"y must hold integer class labels for cross_entropy, got dtype {y.dtype}"
+            )
         if y.shape != (n_samples,):
             raise ValueError(
                 f"y must have shape ({n_samples},) of integer labels for cross_entropy, "
@@ -65,10 +69,11 @@ class CrossEntropy:
             )
         if np.issubdtype(y.dtype, np.floating):
             check_finite(y, "y")
-            if not np.all(y == np.round(y)):
-                raise ValueError("y must hold integer class labels for cross_entropy")
-        elif not np.issubdtype(y.dtype, np.integer):
-            raise ValueError(f"y must hold integer class labels, got dtype {y.dtype}")
+            fractional = y[y != np.round(y)]
+            if fractional.size:
+                raise ValueError(
+                    f"y must hold integer class labels for cross_entropy, got {fractional[0]!r}"
+                )
         if y.size and (y.min() < 0 or y.max() >= n_out):
             raise ValueError(
                 f"labels must lie in [0, {n_out}), got values in [{y.min()}, {y.max()}]"
@@ -105,6 +110,4 @@ def get_loss(name):
     """Look up a loss by name (``"mse"`` or ``"cross_entropy"``)."""
     if isinstance(name, (MSE, CrossEntropy)):
         return name
-    if not isinstance(name, str) or name not in LOSSES:
-        raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {name!r}")
-    return LOSSES[name]()
+    return LOSSES[check_choice(name, "loss", sorted(LOSSES))]()

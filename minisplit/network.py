@@ -11,11 +11,13 @@ R-image together (docs/derivatives.md). It is exact, not a finite difference.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
-from minisplit._validate import check_array, check_positive_int, make_rng
+from minisplit._checks import check_array, check_int, check_type, make_rng
+from minisplit.layers.base import Layer
 from minisplit.layers.dense import Dense
 from minisplit.losses import get_loss
 
@@ -85,7 +87,9 @@ class Network:
     def __init__(self, layers, loss="mse"):
         layers = list(layers)
         if not layers:
-            raise ValueError("layers must be a non-empty list of layers")
+            raise ValueError("layers must be a non-empty list of layers, got []")
+        for index, obj in enumerate(layers):
+            check_type(obj, f"layers[{index}]", Layer)
         self.layers = layers
         self.loss_fn = get_loss(loss)
 
@@ -94,7 +98,7 @@ class Network:
     @property
     def params(self) -> list[np.ndarray]:
         """The live parameter arrays in layer order (each layer's ``param_names``)."""
-        return [p for layer in self.layers for p in layer.params]
+        return [p for obj in self.layers for p in obj.params]
 
     @property
     def n_params(self) -> int:
@@ -112,15 +116,15 @@ class Network:
             )
         new = self.copy()
         start = 0
-        for layer in new.layers:
-            n = len(layer.param_names)
-            layer.set_params(params[start : start + n])
+        for obj in new.layers:
+            n = len(obj.param_names)
+            obj.set_params(params[start : start + n])
             start += n
         return new
 
     def copy(self) -> Network:
         """An independent copy (layers and parameter arrays copied)."""
-        return Network([layer.copy() for layer in self.layers], self.loss_fn.name)
+        return Network([obj.copy() for obj in self.layers], self.loss_fn.name)
 
     # ---- input checks -----------------------------------------------------------
 
@@ -142,13 +146,13 @@ class Network:
     def _forward(self, X):
         caches = []
         A = X
-        for index, layer in enumerate(self.layers):
-            if index > 0 and hasattr(layer, "check_input"):
+        for index, obj in enumerate(self.layers):
+            if index > 0:
                 try:
-                    layer.check_input(A)
+                    obj.check_input(A)
                 except ValueError as err:
-                    raise ValueError(f"layer {index} ({type(layer).__name__}): {err}") from None
-            A, cache = layer.forward(A)
+                    raise ValueError(f"layer {index} ({type(obj).__name__}): {err}") from None
+            A, cache = obj.forward(A)
             caches.append(cache)
         if A.ndim != 2:
             raise ValueError(f"the last layer must output (N, k), got shape {A.shape}")
@@ -200,8 +204,8 @@ class Network:
             if v.shape != p.shape:
                 raise ValueError(f"V entries must match params shapes: {p.shape}, got {v.shape}")
         out, start = [], 0
-        for layer in self.layers:
-            n = len(layer.param_names)
+        for obj in self.layers:
+            n = len(obj.param_names)
             out.append(V[start : start + n])
             start += n
         return out
@@ -222,7 +226,7 @@ class Network:
 
         Notes
         -----
-        Forward: ``R_A_l = layer.r_forward(R_A_{l-1}, V_l)``; at the loss
+        Forward: ``R_A_l = layers[l].r_forward(R_A_{l-1}, V_l)``; at the loss
         ``R_dF = loss.r_backward(R_F)``; backward: each layer maps
         ``(dA, R_dA)`` to ``(dX, R_dX)`` and gives the block ``R_dW`` of H V.
         Cost: about two gradient evaluations (docs/derivatives.md).
@@ -230,8 +234,8 @@ class Network:
         _, y, F, caches = self._check_Xy(X, y)
         V_layers = self._split_direction(V)
         R_A, r_caches = None, []
-        for layer, cache, V_l in zip(self.layers, caches, V_layers):
-            R_A, r_cache = layer.r_forward(R_A, V_l, cache)
+        for obj, cache, V_l in zip(self.layers, caches, V_layers):
+            R_A, r_cache = obj.r_forward(R_A, V_l, cache)
             r_caches.append(r_cache)
         _, loss_cache = self.loss_fn.forward(F, y)
         dA = self.loss_fn.backward(loss_cache)
@@ -266,7 +270,7 @@ class Network:
         return H
 
     def __repr__(self) -> str:
-        inner = ",\n  ".join(repr(layer) for layer in self.layers)
+        inner = ",\n  ".join(repr(obj) for obj in self.layers)
         return f"Network([\n  {inner}\n], loss={self.loss_fn.name!r})"
 
 
@@ -283,19 +287,21 @@ def mlp(sizes, activation="tanh", loss="mse", output_activation="identity", seed
     output_activation : str
         Activation of the last layer (default identity: logits or regression).
     seed : int, Generator or None
-        One generator initialises all layers in order.
+        One generator initialises all layers in order; None draws fresh entropy.
 
     Examples
     --------
     >>> net = mlp([2, 4, 1], seed=0)
-    >>> [layer.W.shape for layer in net.layers]
+    >>> [obj.W.shape for obj in net.layers]
     [(4, 2), (1, 4)]
     """
+    if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Iterable):
+        raise TypeError(f"sizes must be a sequence of integers, got {sizes!r}")
     sizes = list(sizes)
     if len(sizes) < 2:
         raise ValueError(f"sizes must list at least an input and an output size, got {sizes}")
-    sizes = [check_positive_int(s, "each size") for s in sizes]
-    rng = make_rng(seed)
+    sizes = [check_int(s, f"sizes[{i}]", low=1) for i, s in enumerate(sizes)]
+    rng = make_rng(seed, none=True)
     layers = [
         Dense(n_in, n_out, activation if i < len(sizes) - 2 else output_activation, seed=rng)
         for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:]))

@@ -5,33 +5,22 @@ arrays are never written to. Its state (velocity, moments) is a dict of lists
 shaped like ``params``, created lazily at the first step.
 
 When the architecture changes (a split appends neurons), the state must follow
-(MATH.md section 4). :meth:`after_surgery` either carries it with
-:func:`minisplit.splitting.carry_state` -- an appended neuron takes its parent's
-state, a brand-new neuron (parent -1) takes zeros -- or clears it (docs/training.md).
+(docs/training.md, "After a surgery"). The optimiser knows nothing of networks or
+surgery: whoever changes the architecture (the growth loop) hands
+:meth:`after_surgery` a function that maps a list shaped like the old parameters to
+one shaped like the new (:func:`minisplit.carry_state` builds it: an appended neuron
+takes its parent's rows, a brand-new neuron zeros), or asks for a reset.
 """
 
 from __future__ import annotations
 
-import numbers
+import warnings
 
 import numpy as np
 
-from minisplit._validate import check_array, check_nonnegative_int, check_positive_float
-from minisplit.splitting import carry_state
+from minisplit._checks import check_array, check_callable, check_choice, check_int, check_real
 
 SURGERY_MODES = ("inherit", "reset")
-
-
-def _check_unit_interval(value, name, closed_left=False) -> float:
-    """``value`` as float in (0, 1), or [0, 1) when ``closed_left``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    value = float(value)
-    low_ok = value >= 0.0 if closed_left else value > 0.0
-    if not (low_ok and value < 1.0):
-        interval = "[0, 1)" if closed_left else "(0, 1)"
-        raise ValueError(f"{name} must lie in {interval}, got {value!r}")
-    return value
 
 
 def _check_arrays(arrays, name) -> list[np.ndarray]:
@@ -111,43 +100,39 @@ class _Optimizer:
         self._state = {}
         self.t = 0
 
-    def after_surgery(self, net_before, layer, parents, mode="inherit") -> None:
-        """Adapt the state to a surgery that appended neurons to ``layer``.
+    def after_surgery(self, carry, mode="inherit") -> None:
+        """Adapt the state to a change of the parameter shapes (a surgery).
 
         Parameters
         ----------
-        net_before : Network
-            The network before the surgery (its params match the current state).
-        layer : int
-            The layer that grew.
-        parents : array of int (m,)
-            One per appended neuron: its parent's index, or -1 for a brand-new
-            neuron (``split(net, layer, neurons, ...)`` has ``parents = neurons``;
-            ``add_neurons`` has ``parents = [-1] * m``).
+        carry : callable
+            ``list of arrays shaped like the old params -> list shaped like the new``.
+            The growth loop passes ``lambda arrays: carry_state(net_before, layer,
+            arrays, parents)`` (:func:`minisplit.carry_state`): old rows unchanged,
+            an appended neuron's rows (its parameters and the reader's weights on it)
+            copy its parent's, a brand-new neuron's rows are zeros.
         mode : {"inherit", "reset"}
-            ``"inherit"``: every state list goes through
-            ``carry_state(net_before, layer, lst, parents)``: old rows unchanged,
-            an appended neuron's rows (its parameters and the reader's weights on
-            it) copy its parent's, brand-new neurons get zeros; ``t`` is kept.
-            ``"reset"``: state and ``t`` cleared, as for a fresh optimiser.
+            ``"inherit"``: every state list goes through ``carry``; ``t`` is kept.
+            ``"reset"``: state and ``t`` cleared, as for a fresh optimiser (``carry``
+            is not called).
 
         Notes
         -----
-        For several layers grown at once (``split_many`` splits deepest first),
-        call this once per layer in the same order, each time with the network
-        as it was just before that layer's split.
+        For several layers grown at once (deepest first), call this once per layer
+        in the same order, each ``carry`` mapping from the shapes just before that
+        layer's surgery.
         """
-        if mode not in SURGERY_MODES:
-            raise ValueError(f"mode must be one of {SURGERY_MODES}, got {mode!r}")
+        check_callable(carry, "carry", "a callable mapping a list of state arrays")
+        check_choice(mode, "mode", SURGERY_MODES)
         if mode == "reset":
             self.reset()
             return
         if not self._state:
             return
-        self._check_state_matches(net_before.params, "net_before.params")
-        self._state = {
-            k: carry_state(net_before, layer, lst, parents) for k, lst in self._state.items()
-        }
+        old = {k: _shapes(lst) for k, lst in self._state.items()}
+        self._state = {k: [np.asarray(a) for a in carry(lst)] for k, lst in self._state.items()}
+        if len({tuple(_shapes(lst)) for lst in self._state.values()}) > 1:
+            raise ValueError(f"carry gave state lists of different shapes from {old}")
 
     def state_dict(self) -> dict:
         """Plain arrays and numbers for a checkpoint: ``{"t": int, "<key>.<i>": array}``.
@@ -165,7 +150,7 @@ class _Optimizer:
         if "t" not in d:
             raise ValueError(f"state dict must hold 't', got keys {sorted(d)}")
         t = d.pop("t")
-        t = check_nonnegative_int(t.item() if isinstance(t, np.ndarray) else t, "t")
+        t = check_int(t.item() if isinstance(t, np.ndarray) else t, "t", low=0)
         n = len(d) // len(self.state_keys)
         expected = {f"{key}.{i}" for key in self.state_keys for i in range(n)}
         if set(d) != expected:
@@ -222,8 +207,8 @@ class SGD(_Optimizer):
 
     def __init__(self, lr=0.1, momentum=0.9):
         super().__init__()
-        self.lr = check_positive_float(lr, "lr")
-        self.momentum = _check_unit_interval(momentum, "momentum", closed_left=True)
+        self.lr = check_real(lr, "lr", low=0, low_open=True)
+        self.momentum = check_real(momentum, "momentum", low=0, high=1, high_open=True)
 
     def _update(self, params, grads, state):
         velocity = [self.momentum * v - self.lr * g for v, g in zip(state["velocity"], grads)]
@@ -240,7 +225,7 @@ class Adam(_Optimizer):
 
         m <- beta1 m + (1 - beta1) g              m_hat = m / (1 - beta1^t)
         v <- beta2 v + (1 - beta2) g^2            v_hat = v / (1 - beta2^t)
-        p <- p - lr m_hat / (sqrt(v_hat) + eps)
+        p <- p - lr m_hat / (sqrt(v_hat) + epsilon)
 
     Parameters
     ----------
@@ -248,8 +233,10 @@ class Adam(_Optimizer):
         > 0.
     beta1, beta2 : float
         In (0, 1).
-    eps : float
-        > 0.
+    epsilon : float
+        > 0, keeps the step finite where v_hat is 0 (named apart from the split step eps).
+    eps : float or None
+        Deprecated spelling of ``epsilon`` (a DeprecationWarning; it will go).
 
     References
     ----------
@@ -267,12 +254,16 @@ class Adam(_Optimizer):
     name = "adam"
     state_keys = ("m", "v")
 
-    def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
+    def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8, eps=None):
         super().__init__()
-        self.lr = check_positive_float(lr, "lr")
-        self.beta1 = _check_unit_interval(beta1, "beta1")
-        self.beta2 = _check_unit_interval(beta2, "beta2")
-        self.eps = check_positive_float(eps, "eps")
+        if eps is not None:
+            warnings.warn("Adam(eps=...) is deprecated; use epsilon=...", DeprecationWarning,
+                          stacklevel=2)
+            epsilon = eps
+        self.lr = check_real(lr, "lr", low=0, low_open=True)
+        self.beta1 = check_real(beta1, "beta1", low=0, high=1, low_open=True, high_open=True)
+        self.beta2 = check_real(beta2, "beta2", low=0, high=1, low_open=True, high_open=True)
+        self.epsilon = check_real(epsilon, "epsilon", low=0, low_open=True)
 
     def _update(self, params, grads, state):
         b1, b2 = self.beta1, self.beta2
@@ -280,7 +271,7 @@ class Adam(_Optimizer):
         v = [b2 * v_k + (1.0 - b2) * g * g for v_k, g in zip(state["v"], grads)]
         c1, c2 = 1.0 - b1**self.t, 1.0 - b2**self.t
         new = [
-            p - self.lr * (m_k / c1) / (np.sqrt(v_k / c2) + self.eps)
+            p - self.lr * (m_k / c1) / (np.sqrt(v_k / c2) + self.epsilon)
             for p, m_k, v_k in zip(params, m, v)
         ]
         return new, {"m": m, "v": v}
@@ -291,7 +282,7 @@ class Adam(_Optimizer):
             "lr": self.lr,
             "beta1": self.beta1,
             "beta2": self.beta2,
-            "eps": self.eps,
+            "epsilon": self.epsilon,
         }
 
 
@@ -304,11 +295,9 @@ def make_optimizer(name, **kwargs) -> _Optimizer:
     Examples
     --------
     >>> make_optimizer("adam", lr=0.01)
-    Adam(lr=0.01, beta1=0.9, beta2=0.999, eps=1e-08)
+    Adam(lr=0.01, beta1=0.9, beta2=0.999, epsilon=1e-08)
     >>> opt = make_optimizer("sgd", momentum=0.5)
     >>> make_optimizer(**opt.config()).config() == opt.config()
     True
     """
-    if name not in OPTIMIZERS:
-        raise ValueError(f"name must be one of {sorted(OPTIMIZERS)}, got {name!r}")
-    return OPTIMIZERS[name](**kwargs)
+    return OPTIMIZERS[check_choice(name, "name", sorted(OPTIMIZERS))](**kwargs)

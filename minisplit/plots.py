@@ -12,10 +12,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from minisplit.history import Comparison, History
-
-#: Quantities :func:`plot_comparison` can put on the vertical axis.
-METRICS = ("train_loss", "test_loss", "train_accuracy", "test_accuracy")
+from minisplit._checks import check_choice, check_type
+from minisplit.growth.comparison import METRICS, Comparison
+from minisplit.growth.history import History
 
 
 def _figure(width=6.4, height=4.0):
@@ -28,11 +27,6 @@ def _finish(fig, path):
     if path is not None:
         fig.savefig(path, dpi=120)
     return fig
-
-
-def _check(obj, cls, name):
-    if not isinstance(obj, cls):
-        raise TypeError(f"{name} must be a {cls.__name__}, got {type(obj).__name__}")
 
 
 def plot_training(history, path=None, title=None) -> Figure:
@@ -55,20 +49,22 @@ def plot_training(history, path=None, title=None) -> Figure:
 
     Examples
     --------
-    >>> h = History(meta={}, rounds=[{"steps": 3, "losses": [3.0, 2.0, 1.5]}])
+    >>> import minisplit as ms
+    >>> X, y = ms.datasets.rbf_teacher(n=16, seed=0)
+    >>> h = ms.grow(ms.mlp([1, 2, 1], seed=0), X, y, ms.GrowthConfig(budget=3)).history
     >>> plot_training(h).axes[0].get_xlabel()
     'optimiser step'
     """
-    _check(history, History, "history")
+    check_type(history, "history", History)
     fig, ax = _figure()
     steps, losses = history.step_losses()
     ax.plot(steps, losses, lw=1.0, color="C0", label="training loss (mini-batch)")
-    surgeries = [r for r in history.rounds if r.get("surgery") is not None]
+    surgeries = [r for r in history.rounds if r.surgery is not None]
     for i, (step, r) in enumerate(zip(history.split_steps(), surgeries)):
-        label = f"{r['surgery']} (+{r.get('n_added', '?')} neurons)" if i == 0 else None
+        label = f"{r.surgery} (+{r.n_added} neurons)" if i == 0 else None
         ax.axvline(step, color="C3", ls="--", lw=0.8, label=label)
-        if r.get("loss_after_split") is not None:
-            ax.plot([step], [r["loss_after_split"]], "o", color="C3", ms=3)
+        if r.loss_after_split is not None:
+            ax.plot([step], [r.loss_after_split], "o", color="C3", ms=3)
     if losses.size and np.all(losses > 0):
         ax.set_yscale("log")
     ax.set_xlabel("optimiser step")
@@ -96,14 +92,14 @@ def plot_comparison(comparison, path=None, metric="test_loss", title=None) -> Fi
     -------
     matplotlib.figure.Figure
     """
-    _check(comparison, Comparison, "comparison")
-    if metric not in METRICS:
-        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+    check_type(comparison, "comparison", Comparison)
+    check_choice(metric, "metric", METRICS)
     fig, ax = _figure()
     positive = True
     for colour, (strategy, runs) in enumerate(comparison.histories.items()):
         for seed_index, h in enumerate(runs):
-            pairs = [(r["n_neurons"], r.get(metric)) for r in h.rounds if r.get(metric) is not None]
+            pairs = [(r.n_neurons, getattr(r, metric)) for r in h.rounds
+                     if getattr(r, metric) is not None]
             if not pairs:
                 continue
             x, y = np.array(pairs, dtype=np.float64).T
@@ -141,9 +137,9 @@ def plot_spectrum(history, path=None, title=None) -> Figure:
     -------
     matplotlib.figure.Figure
     """
-    _check(history, History, "history")
+    check_type(history, "history", History)
     fig, ax = _figure()
-    columns = [(r.get("round"), r.get("spectrum")) for r in history.rounds]
+    columns = [(r.round, r.spectrum) for r in history.rounds]
     stop = history.meta.get("stop_spectrum")
     if stop is not None:
         columns.append((len(history.rounds), stop))

@@ -158,7 +158,7 @@ def test_softplus_surrogate_default_and_limit():
 
 @pytest.mark.parametrize("beta", [0.0, -1.0, np.inf, np.nan])
 def test_softplus_surrogate_rejects_bad_beta(beta):
-    with pytest.raises(ValueError, match="beta must be a positive finite number"):
+    with pytest.raises(ValueError, match="beta must be a finite number > 0, got"):
         softplus_surrogate_d2(beta)
 
 

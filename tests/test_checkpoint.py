@@ -8,11 +8,11 @@ import os
 
 import numpy as np
 import pytest
+from _records import toy_round
 
-from minisplit import checkpoint as ckpt
 from minisplit import datasets, mlp
-from minisplit.growth import GrowthConfig, grow
-from minisplit.history import History
+from minisplit.growth import GrowthConfig, History, grow
+from minisplit.growth import checkpoint as ckpt
 
 CONFIG = GrowthConfig(
     strategy="random_split", steps_per_round=80, batch_size=16, budget=None, max_rounds=3,
@@ -174,15 +174,16 @@ def test_history_views():
     h = History(
         meta={},
         rounds=[
-            {"surgery": None, "steps": 3, "losses": [4.0, 3.0, 2.0], "time_train": 1.0},
-            {"surgery": "split", "steps": 2, "losses": [1.5, 1.0], "time_train": 2.0},
+            toy_round(surgery=None, steps=3, losses=[4.0, 3.0, 2.0], time_train=1.0),
+            toy_round(surgery="split", steps=2, losses=[1.5, 1.0], time_train=2.0),
         ],
     )
     steps, losses = h.step_losses()
     np.testing.assert_array_equal(steps, [0, 1, 2, 3, 4])
     np.testing.assert_array_equal(losses, [4.0, 3.0, 2.0, 1.5, 1.0])
     assert h.split_steps() == [3] and h.total_steps == 5
-    assert "time_train" not in h.without_times().rounds[0]
+    assert h.without_times().column("time_train") == [0.0, 0.0]
+    assert h.column("time_train") == [1.0, 2.0]  # the original is untouched
 
 
 @pytest.mark.parametrize(

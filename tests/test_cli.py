@@ -2,12 +2,12 @@
 
 import contextlib
 import io
-import json
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from _records import toy_round
 
 from minisplit import ACTIVATIONS, LOSSES, Comparison, History, datasets
 from minisplit.activations import Activation
@@ -15,7 +15,7 @@ from minisplit.cli import (
     COMMANDS,
     DEFAULT_COMMAND,
     LAYER_TYPES,
-    METHODS,
+    STRATEGY_NAMES,
     TASKS,
     Progress,
     build_parser,
@@ -73,11 +73,11 @@ def test_no_arguments_runs_grow_with_its_defaults(monkeypatch):
     assert main([]) == 0
     assert len(calls) == 1
     args = calls[0]
-    assert (args.command, args.task, args.seeds, args.methods) == (
+    assert (args.command, args.task, args.seeds, args.strategies) == (
         "grow",
         "spirals",
         3,
-        list(METHODS),
+        list(STRATEGY_NAMES),
     )
     assert (args.out, args.quiet, args.eps, args.selection) == (
         "minisplit-output",
@@ -89,9 +89,16 @@ def test_no_arguments_runs_grow_with_its_defaults(monkeypatch):
 
 def test_options_without_a_command_go_to_grow(monkeypatch):
     calls = record_runs(monkeypatch, "grow")
-    assert main(["--seeds", "2", "--eps", "line_search", "--methods", "splitting,fixed"]) == 0
+    assert main(["--seeds", "2", "--eps", "line_search", "--strategies", "splitting,fixed"]) == 0
     assert (calls[0].command, calls[0].seeds, calls[0].eps) == ("grow", 2, "line_search")
-    assert calls[0].methods == ["splitting", "fixed"]
+    assert calls[0].strategies == ["splitting", "fixed"]
+
+
+def test_the_old_methods_option_still_works_and_says_it_is_deprecated(monkeypatch, capsys):
+    calls = record_runs(monkeypatch, "grow")
+    assert main(["grow", "--methods", "splitting,net2net"]) == 0
+    assert calls[0].strategies == ["splitting", "net2net"]
+    assert "--methods is deprecated, use --strategies" in capsys.readouterr().err
 
 
 def test_verify_fails_when_a_derivative_is_wrong(monkeypatch, capsys):
@@ -118,15 +125,16 @@ def test_verify_options_are_parsed(monkeypatch):
         (["grow-everything"], "minisplit: error: argument COMMAND: invalid choice"),
         (["--rounds", "-1"], "--rounds: must be a positive integer, got '-1'"),
         (["grow", "--task", "nope"], "argument --task: invalid choice: 'nope'"),
-        (["grow", "--methods", "splitting,nope"], "--methods: must be distinct names from"),
+        (["grow", "--strategies", "splitting,nope"], "--strategies: must be distinct names from"),
         (["grow", "--eps", "big"], "--eps: must be a number or 'line_search', got 'big'"),
         # refused by GrowthConfig, not by the parser
-        (["grow", "--eps", "0"], "minisplit grow: error: eps must be > 0"),
-        (["grow", "--fraction", "1.5"], "minisplit grow: error: fraction must be in (0, 1]"),
+        (["grow", "--eps", "0"], "minisplit grow: error: eps must be a finite number > 0, got 0"),
+        (["grow", "--fraction", "1.5"],
+         "minisplit grow: error: fraction must be a finite number > 0 and <= 1, got 1.5"),
         (["grow", "--selection", "knapsack"], 'selection="knapsack" needs knapsack_flops'),
         (["grow", "--budget-kind", "params"], "--budget-kind params needs a --budget"),
-        (["grow", "--lr", "-1"], "lr must be a positive finite number, got -1.0"),
-        (["grow", "--methods", "fixed,net2net"], "fixed trains the splitting run's final"),
+        (["grow", "--lr", "-1"], "lr must be a finite number > 0, got -1.0"),
+        (["grow", "--strategies", "fixed,net2net"], "fixed trains the splitting run's final"),
         (["verify", "--seed", "x"], "minisplit verify: error: argument --seed: invalid int"),
         (["verify", "--directions", "0"], "--directions: must be a positive integer, got '0'"),
     ],
@@ -177,6 +185,7 @@ def test_help_documents_every_command_and_option(capsys):
 
 GROW_OPTIONS = (
     "--task",
+    "--strategies",
     "--methods",
     "--seeds",
     "--start",
@@ -206,7 +215,7 @@ def test_grow_help_documents_every_option(capsys):
         assert action.help, f"{action.option_strings} has no help text"
     for option in GROW_OPTIONS:
         assert option in text
-    for name in (*datasets.DATASETS, *METHODS):
+    for name in (*datasets.DATASETS, *STRATEGY_NAMES):
         assert name in text
 
 
@@ -256,11 +265,11 @@ def test_grow_writes_the_promised_files(grow_run):
     for name in ("training.png", "spectrum.png", "comparison.png", "accuracy.png"):
         assert (out_dir / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     comparison = Comparison.load(out_dir / "comparison.json")
-    assert set(comparison.histories) == set(METHODS) and comparison.seeds == [0, 1]
+    assert set(comparison.histories) == set(STRATEGY_NAMES) and comparison.seeds == [0, 1]
     assert comparison.dataset == "moons"
     history = History.load(out_dir / "history.json")
     assert history.meta["strategy"] == "splitting" and history.meta["config"]["seed"] == 0
-    assert history.rounds == json.loads(comparison.histories["splitting"][0].to_json())["rounds"]
+    assert history.rounds == comparison.histories["splitting"][0].rounds
     assert (out_dir / "table.txt").read_text() in text
 
 
@@ -273,7 +282,7 @@ def test_grow_prints_the_median_over_seeds_at_every_size(grow_run):
             at = {}
             for h in runs:
                 for r in h.rounds:
-                    at.setdefault(r["n_neurons"], []).append(r[metric])
+                    at.setdefault(r.n_neurons, []).append(getattr(r, metric))
             for size, row in table.items():
                 cell = row[method]
                 if size in at:
@@ -289,13 +298,13 @@ def test_grow_shows_progress_on_stderr(grow_run):
     assert "\r" not in err  # not a terminal: one line per event
     assert lines[0].startswith("[....................] 0/12  splitting    seed 0  round  0")
     assert any("fixed        seed 1" in line and "steps from scratch" in line for line in lines)
-    for method in METHODS:
+    for method in STRATEGY_NAMES:
         assert any(f"{method} " in line and "seed 1" in line for line in lines)
     assert lines[-1] == "[####################] 12/12  done"
 
 
 def test_quiet_grow_writes_nothing_on_stderr(tmp_path, capsys):
-    argv = ["grow", *TINY, "--seeds", "1", "--methods", "net2net", "--quiet"]
+    argv = ["grow", *TINY, "--seeds", "1", "--strategies", "net2net", "--quiet"]
     assert main([*argv, "--out", str(tmp_path / "o")]) == 0
     captured = capsys.readouterr()
     assert captured.err == ""
@@ -315,6 +324,9 @@ def test_progress_rewrites_one_line_on_a_terminal():
         event = {"event": "round", "round": r, "n_neurons": n, "loss": loss, "total_steps": steps}
         progress({**event, "strategy": "splitting", "seed": 0})
     progress({"event": "stop", "round": 1, "reason": "budget", "strategy": "splitting", "seed": 0})
+    fixed = {"strategy": "fixed", "seed": 0}
+    progress({"event": "reference", "text": "150 steps from scratch", **fixed})
+    progress({"event": "stop", "round": 0, "reason": "steps", **fixed})
     progress.close()
     text = stream.getvalue()
     assert text.count("\n") == 1 and text.endswith("\n")
@@ -329,7 +341,7 @@ def test_progress_rewrites_one_line_on_a_terminal():
 
 def test_size_table_takes_the_median_of_the_seeds_that_reached_a_size():
     def run(sizes, losses):
-        rounds = [{"n_neurons": n, "train_loss": v} for n, v in zip(sizes, losses)]
+        rounds = [toy_round(n_neurons=n, train_loss=v) for n, v in zip(sizes, losses)]
         return History({}, rounds)
 
     comparison = Comparison(

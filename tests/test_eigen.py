@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import minisplit as ms
-from minisplit.eigen import dense_extreme, fix_sign, lanczos_extreme
+from minisplit.splitting.eigen import dense_extreme, fix_sign, lanczos_extreme
 
 TOL = 1e-10
 seeds = st.integers(0, 2**32 - 1)
@@ -152,7 +152,7 @@ def test_matrix_free_indices_match_dense(case, layer, loss, which, seed):
     S = ms.splitting_matrices(net, X, y, layer)
     dense_values, dense_vectors = ms.splitting_indices(net, X, y, layer, which=which)
     values, vectors = ms.splitting_indices(
-        net, X, y, layer, which=which, method="matrix_free", tol=TOL, seed=seed
+        net, X, y, layer, which=which, solver="matrix_free", tol=TOL, seed=seed
     )
     assert_extreme_pairs(S, dense_values, dense_vectors, which, tol=1e-14)
     assert_extreme_pairs(S, values, vectors, which)

@@ -65,9 +65,9 @@ def test_checker_does_not_modify_the_point():
 
 
 def test_step_must_be_positive():
-    with pytest.raises(ValueError, match="step must be a positive finite number, got 0.0"):
+    with pytest.raises(ValueError, match="step must be a finite number > 0, got 0.0"):
         gradcheck.gradient_error(fun, grad, X0, step=0.0)
-    with pytest.raises(ValueError, match="n_directions must be a positive integer, got 0"):
+    with pytest.raises(ValueError, match="n_directions must be an integer >= 1, got 0"):
         gradcheck.hvp_error(grad, lambda x, u: u, X0, n_directions=0)
 
 

@@ -9,7 +9,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minisplit import baselines, datasets, mlp, split_many, splitting_indices
+from minisplit import (
+    AvgPool2d,
+    Conv2d,
+    Dense,
+    Flatten,
+    Network,
+    add_neurons,
+    datasets,
+    mlp,
+    split_many,
+    splitting_indices,
+)
 from minisplit.growth import (
     GrowthConfig,
     compare,
@@ -18,6 +29,9 @@ from minisplit.growth import (
     growable_layers,
     network_size,
 )
+from minisplit.growth.sizes import measure, unit_costs
+from minisplit.growth.strategies import STRATEGIES, Round
+from minisplit.splitting import grown_parts
 
 FAST = GrowthConfig(steps_per_round=150, fraction=0.5, budget=6)
 
@@ -54,30 +68,30 @@ def test_the_network_grows_until_the_budget(grown):
     assert sizes[0] == 2 and all(b > a for a, b in zip(sizes, sizes[1:]))
     assert sizes[-1] == 6 == grown.net.layers[0].n_neurons
     assert h.meta["stop_reason"] == "budget"
-    assert [r["n_added"] for r in h.rounds[1:]] == list(np.diff(sizes))
+    assert [r.n_added for r in h.rounds[1:]] == list(np.diff(sizes))
 
 
 def test_every_round_ends_below_the_plateau_before_it(grown):
     rounds = grown.history.rounds
     for before, r in zip(rounds, rounds[1:]):
-        assert r["loss_before"] == before["train_loss"]  # the plateau of the previous round
-        assert r["train_loss"] < r["loss_before"]
+        assert r.loss_before == before.train_loss  # the plateau of the previous round
+        assert r.train_loss < r.loss_before
 
 
 def test_records_are_consistent(grown, teacher):
     X, y = teacher
     h = grown.history
     last = h.rounds[-1]
-    assert last["train_loss"] == grown.net.loss(X, y)
-    assert last["params"] == grown.net.n_params and last["flops"] == count_flops(grown.net, X)
-    assert h.total_steps == last["total_steps"] == sum(len(r["losses"]) - r["plateaued"]
+    assert last.train_loss == grown.net.loss(X, y)
+    assert last.params == grown.net.n_params and last.flops == count_flops(grown.net, X)
+    assert h.total_steps == last.total_steps == sum(len(r.losses) - r.plateaued
                                                        for r in h.rounds)
     for r in h.rounds[1:]:
-        assert r["surgery"] == "split"
-        assert len(r["spectrum"]["values"][0]) == r["neurons"][0] - r["n_added"]
+        assert r.surgery == "split"
+        assert len(r.spectrum["values"][0]) == r.neurons[0] - r.n_added
         # the chosen neurons are the most negative indices of the spectrum
-        values = np.array(r["spectrum"]["values"][0])
-        chosen = r["chosen"]["0"]
+        values = np.array(r.spectrum["values"][0])
+        chosen = r.chosen[0]
         assert np.all(values[chosen] < 0)
         assert np.all(values[chosen].max() <= np.delete(values, chosen, axis=0).min(initial=np.inf))
 
@@ -90,24 +104,25 @@ def test_predicted_change_matches_actual_at_small_eps(teacher):
     assert h.meta["layers"] == [0, 1]
     two_layer_rounds = 0
     for r in h.rounds[1:]:
-        assert r["actual_change"] == pytest.approx(r["predicted_change"], rel=1e-2)
-        assert r["predicted_change"] < 0
-        two_layer_rounds += len(r["chosen"]) == 2
+        assert r.actual_change == pytest.approx(r.predicted_change, rel=1e-2)
+        assert r.predicted_change < 0
+        two_layer_rounds += len(r.chosen) == 2
     assert two_layer_rounds >= 1  # cross-layer splits add up without cross terms
 
 
 def test_the_loops_surgery_is_split_many(teacher):
-    """Layer-by-layer operations, deepest first, give exactly split_many's network."""
+    """Layer-by-layer growths, deepest first, give exactly split_many's network."""
     X, y = teacher
     net = mlp([1, 3, 2, 1], activation="tanh", seed=2)
-    plan, vectors = {0: np.array([2, 0]), 1: np.array([1])}, {}
+    plan, values, vectors = {0: np.array([2, 0]), 1: np.array([1])}, {}, {}
     for layer in plan:
-        vectors[layer] = splitting_indices(net, X, y, layer)[1]
-    ops = baselines.operations("splitting", net, X, y, plan, None, directions=vectors)
-    assert [op[0] for op in ops] == [1, 0]
+        values[layer], vectors[layer] = splitting_indices(net, X, y, layer)
+    round_ = Round(net, X, y, plan, values, vectors, None, FAST)
+    growths = STRATEGIES["splitting"].growths(round_, None)
+    assert [g.layer for g in growths] == [1, 0]
     grown = net
-    for _, _, _, op in ops:
-        grown, parents = op(grown, 0.05)
+    for g in growths:
+        grown, parents = g.apply(grown, 0.05)
     expected = split_many(net, {k: (v, vectors[k][v]) for k, v in plan.items()}, 0.05)
     for a, b in zip(grown.params, expected.params):
         np.testing.assert_array_equal(a, b)
@@ -167,12 +182,12 @@ def test_signed_splitting_escapes_a_stable_network(stable_problem):
     config = dataclasses.replace(STABLE, signed=True, eps=1e-3, max_rounds=1, alpha=0.5)
     h = grow(net, X, y, config).history
     r = h.rounds[1]
-    assert r["surgery"] == "signed_split" and r["spectrum"]["kind"] == "max"
-    lam_max = r["spectrum"]["values"][0][0]
+    assert r.surgery == "signed_split" and r.spectrum["kind"] == "max"
+    lam_max = r.spectrum["values"][0][0]
     # dL = -(eps^2/2) alpha/(1+alpha) lambda_max + O(eps^3)
-    assert r["predicted_change"] == pytest.approx(-0.5e-6 * (0.5 / 1.5) * lam_max, rel=1e-12)
-    assert r["actual_change"] == pytest.approx(r["predicted_change"], rel=1e-2)
-    assert r["actual_change"] < 0
+    assert r.predicted_change == pytest.approx(-0.5e-6 * (0.5 / 1.5) * lam_max, rel=1e-12)
+    assert r.actual_change == pytest.approx(r.predicted_change, rel=1e-2)
+    assert r.actual_change < 0
 
 
 def test_line_search_keeps_the_best_eps_of_the_grid(teacher):
@@ -183,10 +198,10 @@ def test_line_search_keeps_the_best_eps_of_the_grid(teacher):
     after = {}
     for eps in grid:
         h = grow(mlp([1, 2, 1], seed=3), X, y, dataclasses.replace(base, eps=eps)).history
-        after[eps] = h.rounds[1]["loss_after_split"]
+        after[eps] = h.rounds[1].loss_after_split
     r = searched.history.rounds[1]
-    assert r["eps"] == min(after, key=after.get)
-    assert r["loss_after_split"] == min(after.values())
+    assert r.eps == min(after, key=after.get)
+    assert r.loss_after_split == min(after.values())
 
 
 def test_same_seed_same_history_bit_for_bit(teacher):
@@ -198,7 +213,7 @@ def test_same_seed_same_history_bit_for_bit(teacher):
     for p, q in zip(a.net.params, b.net.params):
         np.testing.assert_array_equal(p, q)
     c = grow(mlp([1, 2, 1], seed=0), X, y, dataclasses.replace(config, seed=1))
-    assert c.history.rounds[0]["losses"] != a.history.rounds[0]["losses"]
+    assert c.history.rounds[0].losses != a.history.rounds[0].losses
 
 
 def test_reset_and_inherit_optimizer_state_differ(teacher):
@@ -206,8 +221,8 @@ def test_reset_and_inherit_optimizer_state_differ(teacher):
     config = dataclasses.replace(FAST, max_rounds=1)
     inherit = grow(mlp([1, 2, 1], seed=0), X, y, config).history
     reset = grow(mlp([1, 2, 1], seed=0), X, y, dataclasses.replace(config, surgery_state="reset"))
-    assert inherit.rounds[1]["loss_after_split"] == reset.history.rounds[1]["loss_after_split"]
-    assert inherit.rounds[1]["losses"][1] != reset.history.rounds[1]["losses"][1]
+    assert inherit.rounds[1].loss_after_split == reset.history.rounds[1].loss_after_split
+    assert inherit.rounds[1].losses[1] != reset.history.rounds[1].losses[1]
 
 
 def test_progress_receives_one_event_per_round_and_a_stop(grown, teacher):
@@ -217,7 +232,7 @@ def test_progress_receives_one_event_per_round_and_a_stop(grown, teacher):
     assert [e["event"] for e in events] == ["round"] * len(result.history.rounds) + ["stop"]
     assert events[-1]["reason"] == "budget"
     assert [e["n_neurons"] for e in events[:-1]] == result.history.column("n_neurons")
-    assert events[0]["loss"] == result.history.rounds[0]["train_loss"]
+    assert events[0]["loss"] == result.history.rounds[0].train_loss
 
 
 @pytest.mark.parametrize("strategy", ["random_split", "net2net", "new_neurons", "gradmax"])
@@ -226,11 +241,11 @@ def test_every_baseline_grows_within_the_same_loop(teacher, strategy):
     config = dataclasses.replace(FAST, strategy=strategy, budget=4)
     h = grow(mlp([1, 2, 1], activation="tanh", seed=0), X, y, config).history
     assert h.column("n_neurons")[-1] == 4 and h.meta["stop_reason"] == "budget"
-    assert all(r["surgery"] == strategy for r in h.rounds[1:])
+    assert all(r.surgery == strategy for r in h.rounds[1:])
     if strategy in ("new_neurons", "gradmax"):  # the function is preserved at growth
         for r in h.rounds[1:]:
-            assert r["predicted_change"] == 0.0
-            assert abs(r["actual_change"]) <= 1e-14
+            assert r.predicted_change == 0.0
+            assert abs(r.actual_change) <= 1e-14
 
 
 def test_compare_runs_every_strategy_with_the_same_budget():
@@ -241,7 +256,12 @@ def test_compare_runs_every_strategy_with_the_same_budget():
                      strategies=("splitting", "new_neurons", "fixed"), seeds=(0, 1),
                      progress=events.append)
     stops = [(e["strategy"], e["seed"]) for e in events if e["event"] == "stop"]
-    assert stops == [("splitting", 0), ("new_neurons", 0), ("splitting", 1), ("new_neurons", 1)]
+    assert stops == [("splitting", 0), ("new_neurons", 0), ("fixed", 0),
+                     ("splitting", 1), ("new_neurons", 1), ("fixed", 1)]
+    references = [(e["strategy"], e["seed"], e["text"]) for e in events
+                  if e["event"] == "reference"]
+    steps = [h.total_steps for h in result.histories["splitting"]]
+    assert references == [("fixed", s, f"{n} steps from scratch") for s, n in zip((0, 1), steps)]
     rows = result.rows()
     assert [(r["strategy"], r["seed"]) for r in rows] == [
         ("splitting", 0), ("splitting", 1), ("new_neurons", 0), ("new_neurons", 1),
@@ -250,7 +270,7 @@ def test_compare_runs_every_strategy_with_the_same_budget():
     for i in range(2):
         split_h, fixed_h = result.histories["splitting"][i], result.histories["fixed"][i]
         assert fixed_h.total_steps == split_h.total_steps
-        assert fixed_h.rounds[0]["neurons"] == split_h.rounds[-1]["neurons"]
+        assert fixed_h.rounds[0].neurons == split_h.rounds[-1].neurons
     assert all(0 <= r["test_accuracy"] <= 1 for r in rows)
     summary = {s["strategy"]: s for s in result.summary()}
     assert summary["splitting"]["seeds"] == 2
@@ -287,7 +307,7 @@ def test_sizes_and_flops():
         ({"selection": "knapsack"}, "knapsack"),
         ({"fraction": 1.5}, "fraction"),
         ({"budget": 0}, "budget"),
-        ({"optimizer": "lbfgs"}, "not a valid optimiser"),
+        ({"optimizer": "lbfgs"}, "optimizer must be one of"),
         ({"optimizer": "adam", "optimizer_options": {"momentum": 0.9}}, "momentum"),
         ({"steps_per_round": 0}, "steps_per_round"),
     ],
@@ -306,3 +326,39 @@ def test_bad_inputs_are_refused(teacher):
     with pytest.raises(ValueError, match="f\\(0\\) = 0"):
         grow(mlp([1, 2, 1], activation="softplus", seed=0), X, y,
              dataclasses.replace(FAST, strategy="gradmax"))
+
+
+def _conv_net(c_in, c1, c2, kernel, stride, padding, pool, seed):
+    """Conv2d -> Conv2d -> [AvgPool2d] -> Flatten -> Dense on 8x8 images, and one input."""
+    rng = np.random.default_rng(seed)
+    first = Conv2d(c_in, c1, kernel, stride=stride, padding=padding, seed=rng)
+    H = first.output_shape(8, 8)[0]
+    second = Conv2d(c1, c2, 1, seed=rng)
+    layers = [first, second] + ([AvgPool2d(pool)] if H % pool == 0 else []) + [Flatten()]
+    X = rng.uniform(-1, 1, (2, c_in, 8, 8))
+    n_flat = Network(layers, "mse").forward(X).shape[1]
+    return Network([*layers, Dense(n_flat, 2, "identity", seed=rng)], "mse"), X
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    widths=st.lists(st.integers(1, 5), min_size=3, max_size=5),
+    conv=st.tuples(st.integers(1, 3), st.integers(1, 3), st.integers(1, 3), st.integers(1, 3),
+                   st.integers(1, 2), st.integers(0, 1), st.sampled_from([1, 2])),
+    use_conv=st.booleans(),
+    kind=st.sampled_from(["neurons", "params", "flops"]),
+)
+def test_a_neurons_cost_from_the_layers_equals_a_real_surgery(widths, conv, use_conv, kind):
+    """What the layers say one more neuron costs is what adding one zero neuron measures."""
+    if use_conv:
+        net, X = _conv_net(*conv, seed=0)
+    else:
+        net, X = mlp(widths, seed=0), np.zeros((2, widths[0]))
+    layers = growable_layers(net)
+    base = measure(network_size(net, X, layers), kind)
+    costs = unit_costs(net, X, layers, kind)
+    assert sorted(costs) == layers
+    for index in layers:
+        theta, out_weights = grown_parts(net, index)
+        one = add_neurons(net, index, np.zeros((1, theta.shape[1])), np.zeros_like(out_weights[:1]))
+        assert costs[index] == measure(network_size(one, X, layers), kind) - base

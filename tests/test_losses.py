@@ -110,35 +110,43 @@ def test_forward_does_not_modify_inputs():
 
 
 @pytest.mark.parametrize(
-    ("y", "message"),
+    ("y", "error", "message"),
     [
-        (np.zeros((3, 1)), r"y must have shape \(3, 2\) for mse, got \(3, 1\)"),
-        (np.zeros(3), r"y must have shape \(3, 2\) for mse, got \(3,\)"),
-        (np.full((3, 2), "a"), r"y must be real numbers for mse, got dtype <U1"),
-        (np.zeros((3, 2), dtype=complex), r"y must be real numbers for mse, got dtype complex128"),
-        (np.array([[0.0, np.nan]] * 3), r"y must be finite, got 3 NaN/inf"),
-        (np.array([[np.inf, 0.0]] * 3), r"y must be finite, got 3 NaN/inf"),
+        (np.zeros((3, 1)), ValueError, r"y must have shape \(3, 2\) for mse, got \(3, 1\)"),
+        (np.zeros(3), ValueError, r"y must have shape \(3, 2\) for mse, got \(3,\)"),
+        (np.full((3, 2), "a"), TypeError, r"y must hold real numbers for mse, got dtype <U1"),
+        (
+            np.zeros((3, 2), dtype=complex),
+            TypeError,
+            r"y must hold real numbers for mse, got dtype complex128",
+        ),
+        (np.array([[0.0, np.nan]] * 3), ValueError, r"y must be finite, got 3 NaN/inf"),
+        (np.array([[np.inf, 0.0]] * 3), ValueError, r"y must be finite, got 3 NaN/inf"),
     ],
 )
-def test_mse_rejects_bad_targets(y, message):
-    with pytest.raises(ValueError, match=message):
+def test_mse_rejects_bad_targets(y, error, message):
+    with pytest.raises(error, match=message):
         MSE().check_targets(y, 3, 2)
 
 
 @pytest.mark.parametrize(
-    ("y", "message"),
+    ("y", "error", "message"),
     [
-        (np.array([0, 1, 3]), r"labels must lie in \[0, 3\), got values in \[0, 3\]"),
-        (np.array([0, -1, 2]), r"labels must lie in \[0, 3\), got values in \[-1, 2\]"),
-        (np.array([0.0, 1.5, 2.0]), "y must hold integer class labels"),
-        (np.array([0.0, np.nan, 2.0]), "y must be finite"),
-        (np.array(["a", "b", "c"]), "y must hold integer class labels, got dtype <U1"),
-        (np.zeros((3, 1), dtype=int), r"y must have shape \(3,\) .* got \(3, 1\)"),
-        (np.zeros(2, dtype=int), r"y must have shape \(3,\) .* got \(2,\)"),
+        (np.array([0, 1, 3]), ValueError, r"labels must lie in \[0, 3\), got values in \[0, 3\]"),
+        (np.array([0, -1, 2]), ValueError, r"labels must lie in \[0, 3\), got values in \[-1, 2\]"),
+        (np.array([0.0, 1.5, 2.0]), ValueError, "y must hold integer class labels"),
+        (np.array([0.0, np.nan, 2.0]), ValueError, "y must be finite"),
+        (
+            np.array(["a", "b", "c"]),
+            TypeError,
+            "y must hold integer class labels for cross_entropy, got dtype <U1",
+        ),
+        (np.zeros((3, 1), dtype=int), ValueError, r"y must have shape \(3,\) .* got \(3, 1\)"),
+        (np.zeros(2, dtype=int), ValueError, r"y must have shape \(3,\) .* got \(2,\)"),
     ],
 )
-def test_cross_entropy_rejects_bad_targets(y, message):
-    with pytest.raises(ValueError, match=message):
+def test_cross_entropy_rejects_bad_targets(y, error, message):
+    with pytest.raises(error, match=message):
         CrossEntropy().check_targets(y, 3, 3)
 
 
@@ -149,5 +157,7 @@ def test_cross_entropy_accepts_integral_floats():
 
 
 def test_unknown_loss_lists_the_known_ones():
-    with pytest.raises(ValueError, match=r"loss must be one of \['cross_entropy', 'mse'\]"):
+    with pytest.raises(
+        ValueError, match=r"loss must be one of 'cross_entropy', 'mse', got 'hinge'"
+    ):
         get_loss("hinge")

@@ -152,19 +152,23 @@ def small():
 
 
 @pytest.mark.parametrize(
-    ("X", "message"),
+    ("X", "error", "message"),
     [
-        (np.zeros((5, 4)), r"Dense input must have shape \(N, 3\), got \(5, 4\)"),
-        (np.zeros(3), r"Dense input must have shape \(N, 3\), got \(3,\)"),
-        (np.zeros((0, 3)), "X must hold at least one sample, got 0"),
-        (np.full((5, 3), "a"), "X must hold real numbers, got dtype <U1"),
-        (np.zeros((5, 3), dtype=object), "X must hold real numbers, got dtype object"),
-        (np.zeros((5, 3), dtype=complex), "X must hold real numbers, got dtype complex128"),
-        (np.array([[np.nan, 0, 0]] * 5), "X must be finite, got 5 NaN/inf"),
-        (np.array([[0, -np.inf, 0]] * 5), "X must be finite, got 5 NaN/inf"),
+        (np.zeros((5, 4)), ValueError, r"Dense input must have shape \(N, 3\), got \(5, 4\)"),
+        (np.zeros(3), ValueError, r"Dense input must have shape \(N, 3\), got \(3,\)"),
+        (np.zeros((0, 3)), ValueError, "X must hold at least one sample, got 0"),
+        (np.full((5, 3), "a"), TypeError, "X must hold real numbers, got dtype <U1"),
+        (np.zeros((5, 3), dtype=object), TypeError, "X must hold real numbers, got dtype object"),
+        (
+            np.zeros((5, 3), dtype=complex),
+            TypeError,
+            "X must hold real numbers, got dtype complex128",
+        ),
+        (np.array([[np.nan, 0, 0]] * 5), ValueError, "X must be finite, got 5 NaN/inf"),
+        (np.array([[0, -np.inf, 0]] * 5), ValueError, "X must be finite, got 5 NaN/inf"),
     ],
 )
-def test_bad_X_is_rejected_by_every_entry_point(small, X, message):
+def test_bad_X_is_rejected_by_every_entry_point(small, X, error, message):
     net, _, y = small
     for call in (
         lambda: net.forward(X),
@@ -173,24 +177,32 @@ def test_bad_X_is_rejected_by_every_entry_point(small, X, message):
         lambda: net.hvp(X, y, flatten(net.params)),
         lambda: net.hessian(X, y),
     ):
-        with pytest.raises(ValueError, match=message):
+        with pytest.raises(error, match=message):
             call()
 
 
 @pytest.mark.parametrize(
-    ("y", "message"),
+    ("y", "error", "message"),
     [
-        (np.array([0, 1, 2, 0, 1]), r"labels must lie in \[0, 2\), got values in \[0, 2\]"),
-        (np.array([0, -1, 1, 0, 1]), r"labels must lie in \[0, 2\)"),
-        (np.array([0, 1, 1, 0]), r"y must have shape \(5,\) .* got \(4,\)"),
-        (np.zeros((5, 2), dtype=int), r"y must have shape \(5,\) .* got \(5, 2\)"),
-        (np.array([0.0, 1.0, np.nan, 0.0, 1.0]), "y must be finite"),
-        (np.array(list("01101")), "y must hold integer class labels, got dtype <U1"),
+        (
+            np.array([0, 1, 2, 0, 1]),
+            ValueError,
+            r"labels must lie in \[0, 2\), got values in \[0, 2\]",
+        ),
+        (np.array([0, -1, 1, 0, 1]), ValueError, r"labels must lie in \[0, 2\)"),
+        (np.array([0, 1, 1, 0]), ValueError, r"y must have shape \(5,\) .* got \(4,\)"),
+        (np.zeros((5, 2), dtype=int), ValueError, r"y must have shape \(5,\) .* got \(5, 2\)"),
+        (np.array([0.0, 1.0, np.nan, 0.0, 1.0]), ValueError, "y must be finite"),
+        (
+            np.array(list("01101")),
+            TypeError,
+            "y must hold integer class labels for cross_entropy, got dtype <U1",
+        ),
     ],
 )
-def test_bad_labels_are_rejected(small, y, message):
+def test_bad_labels_are_rejected(small, y, error, message):
     net, X, _ = small
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(error, match=message):
         net.loss_and_grad(X, y)
 
 
@@ -210,15 +222,15 @@ def test_unknown_names_and_bad_sizes_are_rejected():
         mlp([2, 3, 1], loss="l2")
     with pytest.raises(ValueError, match=r"loss must be one of .* got 'l2'"):
         Network([Dense(2, 1, seed=0)], loss="l2")
-    with pytest.raises(ValueError, match="each size must be a positive integer, got 0"):
+    with pytest.raises(ValueError, match=r"sizes\[1\] must be an integer >= 1, got 0"):
         mlp([2, 0, 1])
-    with pytest.raises(ValueError, match="each size must be a positive integer, got -3"):
+    with pytest.raises(ValueError, match=r"sizes\[0\] must be an integer >= 1, got -3"):
         mlp([-3, 1])
-    with pytest.raises(ValueError, match="each size must be a positive integer, got 2.5"):
+    with pytest.raises(TypeError, match=r"sizes\[0\] must be an integer >= 1, got 2.5"):
         mlp([2.5, 1])
     with pytest.raises(ValueError, match=r"sizes must list at least an input and an output"):
         mlp([3])
-    with pytest.raises(ValueError, match="n_out must be a positive integer, got 0"):
+    with pytest.raises(ValueError, match="n_out must be an integer >= 1, got 0"):
         Dense(2, 0)
     with pytest.raises(ValueError, match="layers must be a non-empty list"):
         Network([])

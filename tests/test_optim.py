@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minisplit import SGD, Adam, add_neurons, make_optimizer, mlp, split
+from minisplit import SGD, Adam, add_neurons, carry_state, make_optimizer, mlp, split
 
 
 def test_sgd_momentum_two_steps_by_hand():
@@ -26,7 +26,7 @@ def test_sgd_momentum_two_steps_by_hand():
 
 
 def test_adam_two_steps_by_hand():
-    opt = Adam(lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8)
+    opt = Adam(lr=0.1, beta1=0.9, beta2=0.999, epsilon=1e-8)
     p0 = [np.array([1.0, -1.0])]
     # step 1, g = [2, -0.5]: m = 0.1 g = [0.2, -0.05], v = 0.001 g^2 = [0.004, 0.00025]
     #   m_hat = m / 0.1 = [2, -0.5], v_hat = v / 0.001 = [4, 0.25]
@@ -59,7 +59,7 @@ def test_adam_bias_correction_makes_constant_gradient_steps_exact(g, steps, beta
     # moves p by exactly -lr g / (|g| + eps): without the correction the first steps
     # would be scaled by (1 - beta1^t) / sqrt(1 - beta2^t).
     g = np.array(g)
-    opt = Adam(lr=0.01, beta1=beta1, beta2=beta2, eps=1e-8)
+    opt = Adam(lr=0.01, beta1=beta1, beta2=beta2, epsilon=1e-8)
     p = [np.zeros_like(g)]
     for t in range(1, steps + 1):
         p = opt.step(p, [g])
@@ -91,7 +91,7 @@ def test_inherit_after_split_copies_parent_rows(make):
     before = opt.state
     neurons = np.array([2, 0])
     grown = split(net, 0, neurons, np.ones((2, 3)) / np.sqrt(3), eps=0.1)
-    opt.after_surgery(net, 0, parents=neurons, mode="inherit")
+    opt.after_surgery(lambda arrays: carry_state(net, 0, arrays, neurons), mode="inherit")
     assert opt.t == 2
     for key, old in before.items():
         W0, b0, W1, b1 = opt.state[key]
@@ -109,7 +109,7 @@ def test_inherit_after_add_neurons_gives_zeros():
     opt = stepped(Adam(), net)
     before = opt.state
     grown = add_neurons(net, 0, theta=np.ones((2, 3)), out_weights=np.zeros((2, 2, 1)))
-    opt.after_surgery(net, 0, parents=[-1, -1])
+    opt.after_surgery(lambda arrays: carry_state(net, 0, arrays, [-1, -1]))
     for key, old in before.items():
         W0, b0, W1, _ = opt.state[key]
         np.testing.assert_array_equal(W0[:3], old[0])
@@ -125,7 +125,7 @@ def test_reset_clears_and_next_step_is_a_fresh_one(make):
     net = mlp([2, 3, 2], seed=0)
     opt = stepped(make(), net)
     grown = split(net, 0, np.array([1]), np.ones((1, 3)), eps=0.1)
-    opt.after_surgery(net, 0, parents=[1], mode="reset")
+    opt.after_surgery(lambda arrays: carry_state(net, 0, arrays, [1]), mode="reset")
     assert opt.state == {} and opt.t == 0
     grads = [np.full(p.shape, 0.3) for p in grown.params]
     got, expected = opt.step(grown.params, grads), make().step(grown.params, grads)
@@ -144,10 +144,27 @@ def test_stale_state_is_refused_with_a_hint():
 def test_after_surgery_before_any_step_is_harmless_and_mode_checked():
     net = mlp([2, 3, 2], seed=0)
     opt = SGD()
-    opt.after_surgery(net, 0, parents=[0])
+    carry = lambda arrays: carry_state(net, 0, arrays, [0])  # noqa: E731
+    opt.after_surgery(carry)
     assert opt.state == {}
     with pytest.raises(ValueError, match="mode must be one of"):
-        opt.after_surgery(net, 0, parents=[0], mode="keep")
+        opt.after_surgery(carry, mode="keep")
+    with pytest.raises(TypeError, match="carry must be a callable"):
+        opt.after_surgery(net)
+
+
+def test_the_optimiser_knows_nothing_of_surgery():
+    """optim imports nothing from splitting or growth: the caller says how state maps."""
+    import ast
+    import inspect
+
+    import minisplit.optim
+
+    tree = ast.parse(inspect.getsource(minisplit.optim))
+    imported = [node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
+    imported += [a.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                 for a in node.names]
+    assert not [m for m in imported if "splitting" in m or "growth" in m or "network" in m]
 
 
 @pytest.mark.parametrize("make", [lambda: SGD(lr=0.05), lambda: Adam(lr=0.05)])
@@ -189,20 +206,32 @@ def test_config_and_factory():
 @pytest.mark.parametrize(
     "make, message",
     [
-        (lambda: SGD(lr=0.0), "lr must be"),
-        (lambda: SGD(lr=-1.0), "lr must be"),
-        (lambda: SGD(lr=float("nan")), "lr must be"),
-        (lambda: SGD(lr=True), "lr must be"),
-        (lambda: SGD(momentum=1.0), r"momentum must lie in \[0, 1\)"),
-        (lambda: SGD(momentum=-0.1), r"momentum must lie in \[0, 1\)"),
-        (lambda: Adam(beta1=0.0), r"beta1 must lie in \(0, 1\)"),
-        (lambda: Adam(beta2=1.0), r"beta2 must lie in \(0, 1\)"),
-        (lambda: Adam(eps=0.0), "eps must be"),
+        (lambda: SGD(lr=0.0), "lr must be a finite number > 0, got 0.0"),
+        (lambda: SGD(lr=-1.0), "lr must be a finite number > 0, got -1.0"),
+        (lambda: SGD(lr=float("nan")), "lr must be a finite number > 0, got nan"),
+        (lambda: SGD(momentum=1.0), "momentum must be a finite number >= 0 and < 1, got 1.0"),
+        (lambda: SGD(momentum=-0.1), "momentum must be a finite number >= 0 and < 1, got -0.1"),
+        (lambda: Adam(beta1=0.0), "beta1 must be a finite number > 0 and < 1, got 0.0"),
+        (lambda: Adam(beta2=1.0), "beta2 must be a finite number > 0 and < 1, got 1.0"),
+        (lambda: Adam(epsilon=0.0), "epsilon must be a finite number > 0, got 0.0"),
     ],
 )
 def test_bad_settings_are_refused(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+def test_settings_of_the_wrong_type_are_refused():
+    with pytest.raises(TypeError, match="lr must be a finite number > 0, got True"):
+        SGD(lr=True)
+    with pytest.raises(TypeError, match="momentum must be a finite number"):
+        SGD(momentum="0.9")
+
+
+def test_adam_eps_is_the_deprecated_spelling_of_epsilon():
+    with pytest.warns(DeprecationWarning, match="epsilon"):
+        old = Adam(lr=0.1, eps=1e-4)
+    assert old.config() == Adam(lr=0.1, epsilon=1e-4).config()
 
 
 def test_bad_step_inputs_are_refused():

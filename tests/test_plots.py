@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _records import toy_round
 from matplotlib.figure import Figure
 
 from minisplit import datasets, mlp, plots
-from minisplit.growth import GrowthConfig, compare, grow
-from minisplit.history import Comparison, History
+from minisplit.growth import Comparison, GrowthConfig, History, compare, grow
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -44,7 +44,7 @@ def test_plot_spectrum_shows_every_index(history, tmp_path):
     fig = plots.plot_spectrum(history, path)
     assert path.read_bytes().startswith(PNG)
     drawn = sorted(v for c in fig.axes[0].collections for v in c.get_offsets()[:, 1])
-    spectra = [r["spectrum"] for r in history.rounds] + [history.meta["stop_spectrum"]]
+    spectra = [r.spectrum for r in history.rounds] + [history.meta["stop_spectrum"]]
     expected = sorted(v for s in spectra if s for layer in s["values"] for v in layer)
     np.testing.assert_array_equal(drawn, expected)
 
@@ -57,13 +57,13 @@ def test_plot_comparison_draws_one_line_per_run(comparison, tmp_path, metric):
     lines = fig.axes[0].lines
     assert len(lines) == 6  # 3 strategies x 2 seeds
     last = comparison.histories["splitting"][1].rounds
-    np.testing.assert_array_equal(lines[1].get_xdata(), [r["n_neurons"] for r in last])
-    np.testing.assert_array_equal(lines[1].get_ydata(), [r[metric] for r in last])
+    np.testing.assert_array_equal(lines[1].get_xdata(), [r.n_neurons for r in last])
+    np.testing.assert_array_equal(lines[1].get_ydata(), [getattr(r, metric) for r in last])
 
 
 def test_plots_without_a_path_write_nothing(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    h = History(meta={}, rounds=[{"steps": 2, "losses": [1.0, 0.5], "spectrum": None}])
+    h = History(meta={}, rounds=[toy_round(steps=2, losses=[1.0, 0.5], spectrum=None)])
     assert isinstance(plots.plot_training(h), Figure)
     assert isinstance(plots.plot_spectrum(h), Figure)
     assert list(tmp_path.iterdir()) == []

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from minisplit import RBF, Dense, Network, flatten, gradcheck
+from minisplit import RBF, Dense, Network, NeuronLayer, ReadingLayer, flatten, gradcheck
 
 FEW = settings(max_examples=10, deadline=None)
 seeds = st.integers(0, 2**16)
@@ -162,9 +162,10 @@ def test_splitting_matrices_are_the_curvature_of_the_weighted_output(seed, N, n_
 def test_splitting_quadratic_form_is_the_split_networks_curvature(
     seed, N, n_in, n_hidden, width, loss
 ):
-    # MATH.md section 1: split neuron i into centres c + eps d and c - eps d, each read by
-    # half the outgoing weights; then d^2 L / d eps^2 at 0 = d^T S_i d. The left side is
-    # u^T H u of the split network (exact R-operator), u = (+d on copy 1, -d on copy 2).
+    # docs/splitting.md, sections 1-3: split neuron i into centres c + eps d and c - eps d,
+    # each read by half the outgoing weights; then d^2 L / d eps^2 at 0 = d^T S_i d. The
+    # left side is u^T H u of the split network (exact R-operator), u = (+d on copy 1, -d on
+    # copy 2).
     rng = np.random.default_rng(seed)
     layers = [RBF(n_in, n_hidden, width, seed=rng), Dense(n_hidden, 3, "identity", seed=rng)]
     net = Network(layers, loss)
@@ -215,15 +216,27 @@ def test_neuron_params_round_trip_and_append():
 # ----------------------------------------------------------------------------- bad input
 
 
-@pytest.mark.parametrize("width", [0, -1.0, float("nan"), float("inf"), "1", True, None])
+@pytest.mark.parametrize("width", [0, -1.0, float("nan"), float("inf")])
 def test_bad_width_raises(width):
-    with pytest.raises(ValueError, match="width"):
+    with pytest.raises(ValueError, match="width must be a finite number > 0, got"):
         RBF(2, 3, width=width)
 
 
-@pytest.mark.parametrize("n_in, n_out", [(0, 3), (2, 0), (-1, 3), (2.5, 3), (2, "3")])
+@pytest.mark.parametrize("width", ["1", True, None])
+def test_width_of_wrong_type_raises(width):
+    with pytest.raises(TypeError, match="width must be a finite number > 0, got"):
+        RBF(2, 3, width=width)
+
+
+@pytest.mark.parametrize("n_in, n_out", [(0, 3), (2, 0), (-1, 3)])
 def test_bad_sizes_raise(n_in, n_out):
-    with pytest.raises(ValueError, match="n_in|n_out"):
+    with pytest.raises(ValueError, match="(n_in|n_out) must be an integer >= 1, got"):
+        RBF(n_in, n_out)
+
+
+@pytest.mark.parametrize("n_in, n_out", [(2.5, 3), (2, "3")])
+def test_sizes_of_wrong_type_raise(n_in, n_out):
+    with pytest.raises(TypeError, match="(n_in|n_out) must be an integer >= 1, got"):
         RBF(n_in, n_out)
 
 
@@ -241,4 +254,5 @@ def test_bad_splitting_arguments_raise():
         layer.with_neuron_params(np.ones((3, 3)))
     with pytest.raises(ValueError, match=r"RBF input must have shape \(N, 2\)"):
         Network([layer]).forward(np.ones((4, 3)))
-    assert not hasattr(layer, "input_weights")
+    assert isinstance(layer, NeuronLayer)
+    assert not isinstance(layer, ReadingLayer)

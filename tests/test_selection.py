@@ -169,11 +169,23 @@ def test_inputs_are_not_modified():
     [
         (lambda: select_threshold([[1.0, -1.0]]), ValueError, r"values must be 1-dimensional"),
         (lambda: select_threshold([1.0, np.nan]), ValueError, "values must be finite"),
-        (lambda: select_threshold([1.0], np.inf), ValueError, "threshold must be finite"),
-        (lambda: select_k([1.0], -1), ValueError, "k must be a non-negative integer, got -1"),
-        (lambda: select_k([1.0], 1.5), ValueError, "k must be a non-negative integer"),
-        (lambda: select_fraction({0: [1.0]}, 0.0), ValueError, r"fraction must lie in \(0, 1\]"),
-        (lambda: select_fraction({0: [1.0]}, 1.5), ValueError, r"fraction must lie in \(0, 1\]"),
+        (
+            lambda: select_threshold([1.0], np.inf),
+            ValueError,
+            "threshold must be a finite number, got inf",
+        ),
+        (lambda: select_k([1.0], -1), ValueError, "k must be an integer >= 0, got -1"),
+        (lambda: select_k([1.0], 1.5), TypeError, "k must be an integer >= 0, got 1.5"),
+        (
+            lambda: select_fraction({0: [1.0]}, 0.0),
+            ValueError,
+            "fraction must be a finite number > 0 and <= 1, got 0.0",
+        ),
+        (
+            lambda: select_fraction({0: [1.0]}, 1.5),
+            ValueError,
+            "fraction must be a finite number > 0 and <= 1, got 1.5",
+        ),
         (lambda: select_fraction([1.0], 0.5), TypeError, "values_by_layer must be a dict"),
         (lambda: select_fraction({2: [[1.0]]}, 0.5), ValueError, r"values_by_layer\[2\]"),
         (
@@ -182,8 +194,16 @@ def test_inputs_are_not_modified():
             r"costs must have shape \(2,\) like values, got \(1,\)",
         ),
         (lambda: select_knapsack([-1.0], [0.0], 1.0), ValueError, "costs must be > 0"),
-        (lambda: select_knapsack([-1.0], [1.0], -0.5), ValueError, "budget must be >= 0"),
-        (lambda: select_knapsack([-1.0], [1.0], np.nan), ValueError, "budget must be finite"),
+        (
+            lambda: select_knapsack([-1.0], [1.0], -0.5),
+            ValueError,
+            "budget must be a finite number >= 0, got -0.5",
+        ),
+        (
+            lambda: select_knapsack([-1.0], [1.0], np.nan),
+            ValueError,
+            "budget must be a finite number >= 0, got nan",
+        ),
     ],
 )
 def test_bad_inputs_are_refused(call, error, message):

@@ -1,4 +1,4 @@
-"""The splitting theorems (MATH.md sections 1-5), each as a test a wrong formula fails.
+"""The splitting theorems (docs/splitting.md, sections 1-9), each as a test a wrong formula fails.
 
 Notation: f(eps) = L(split(net, layer, [i], delta, eps)) with output weights 1/2, 1/2.
 Swapping the two copies maps eps to -eps (``split`` with directions -delta is f(-eps)),
@@ -269,9 +269,9 @@ def test_flat_curvature_layers_refuse_with_guidance(activation, hint):
     X, y = np.ones((4, 2)), np.zeros((4, 1))
     with pytest.raises(ValueError, match=hint):
         ms.splitting_matrices(net, X, y, 0)
-    for method in ("dense", "matrix_free"):
+    for solver in ("dense", "matrix_free"):
         with pytest.raises(ValueError, match=hint):
-            ms.splitting_indices(net, X, y, 0, method=method)
+            ms.splitting_indices(net, X, y, 0, solver=solver)
 
 
 def test_relu_surrogate_is_the_documented_softplus_curvature():
@@ -288,8 +288,8 @@ def test_relu_surrogate_is_the_documented_softplus_curvature():
     S = ms.splitting_matrices(net, X, y, 0, relu_surrogate=beta)
     np.testing.assert_allclose(S, expected, rtol=1e-12, atol=1e-15)
     assert np.abs(S).max() > 1e-3  # not the silent zero
-    for method in ("dense", "matrix_free"):
-        values, _ = ms.splitting_indices(net, X, y, 0, method=method, relu_surrogate=beta)
+    for solver in ("dense", "matrix_free"):
+        values, _ = ms.splitting_indices(net, X, y, 0, solver=solver, relu_surrogate=beta)
         np.testing.assert_allclose(values, np.linalg.eigvalsh(expected)[:, 0], atol=1e-10)
 
 
@@ -305,10 +305,28 @@ def test_relu_surrogate_only_for_relu():
 
 def test_bad_layer_which_method():
     net, X, y = dense(0)
-    for layer in (-1, 2, 1.0, True, "0"):
-        with pytest.raises(ValueError, match="layer"):
+    for layer in (-1, 2):
+        with pytest.raises(ValueError, match=r"layer must lie in \[0, 2\), got"):
             ms.splitting_matrices(net, X, y, layer)
-    with pytest.raises(ValueError, match="which"):
+    for layer in (1.0, True, "0"):
+        with pytest.raises(TypeError, match="layer must be an integer index into net.layers, got"):
+            ms.splitting_matrices(net, X, y, layer)
+    with pytest.raises(ValueError, match="which must be one of 'min', 'max', got 'middle'"):
         ms.splitting_indices(net, X, y, 0, which="middle")
-    with pytest.raises(ValueError, match="method"):
-        ms.splitting_indices(net, X, y, 0, method="lobpcg")
+    with pytest.raises(
+        ValueError, match="solver must be one of 'dense', 'matrix_free', got 'lobpcg'"
+    ):
+        ms.splitting_indices(net, X, y, 0, solver="lobpcg")
+
+
+def test_method_is_the_deprecated_spelling_of_solver():
+    net, X, y = dense(0)
+    for solver in ("dense", "matrix_free"):
+        expected = ms.splitting_indices(net, X, y, 0, solver=solver)
+        with pytest.warns(DeprecationWarning, match="use solver="):
+            got = ms.splitting_indices(net, X, y, 0, method=solver)
+        for a, b in zip(got, expected, strict=True):
+            np.testing.assert_array_equal(a, b)
+    with pytest.warns(DeprecationWarning, match="use solver="):
+        with pytest.raises(ValueError, match="solver must be one of .* got 'lobpcg'"):
+            ms.splitting_indices(net, X, y, 0, method="lobpcg")

@@ -1,9 +1,9 @@
 """Split surgery: function preservation at eps = 0, exact bookkeeping, validation, state carry.
 
 ``split`` replaces neuron i by theta + eps v (in place) and theta - eps v (appended), and
-copies every weight that reads unit i to the new unit, both halved (MATH.md section 4).
-``signed_split`` uses output weights (1 + alpha, -alpha) (section 5). At eps = 0 both
-compute the input network's function; so does ``add_neurons`` with zero out-weights.
+copies every weight that reads unit i to the new unit, both halved (docs/surgery.md).
+``signed_split`` uses output weights (1 + alpha, -alpha) (docs/splitting.md, section 9). At
+eps = 0 both compute the input network's function; so does ``add_neurons`` with zero out-weights.
 The only differences are summation orders, so outputs agree to a few ulps of max|F|
 (times 1 + alpha for the signed split, whose two terms cancel).
 """
@@ -51,7 +51,7 @@ def test_eps_zero_preserves_the_function(case, layer, seed, alpha):
     neurons = rng.permutation(n)[: rng.integers(1, n + 1)]
     directions = rng.standard_normal((neurons.size, d))
     m = int(rng.integers(1, 4))
-    W_in = net.layers[reader(net, layer)].input_weights(n)
+    W_in = net.layers[reader(net, layer)].out_weights(n)
     grown = {
         "split": ms.split(net, layer, neurons, directions, 0.0),
         "signed": ms.signed_split(net, layer, neurons, directions, 0.0, alpha=alpha),
@@ -181,7 +181,7 @@ def test_carry_state_copies_parents_and_zeros_new(build):
     carried = ms.carry_state(net, layer, arrays, parents)
     # shapes follow the grown network (here: split of [2, 0] plus one added neuron)
     grown = ms.split(net, layer, [2, 0], np.zeros((2, net.layers[0].neuron_dim)), 0.0)
-    W_in = grown.layers[r].input_weights(grown.layers[0].n_neurons)
+    W_in = grown.layers[r].out_weights(grown.layers[0].n_neurons)
     grown = ms.add_neurons(
         grown, layer, np.zeros((1, net.layers[0].neuron_dim)), np.zeros((1,) + W_in.shape[1:])
     )
@@ -195,8 +195,8 @@ def test_carry_state_copies_parents_and_zeros_new(build):
     np.testing.assert_array_equal(
         theta_new[n:], [theta_old[2], np.zeros_like(theta_old[0]), theta_old[0]]
     )
-    read_old = state_net.layers[r].input_weights(n)
-    read_new = new_net.layers[r].input_weights(n + 3)
+    read_old = state_net.layers[r].out_weights(n)
+    read_new = new_net.layers[r].out_weights(n + 3)
     np.testing.assert_array_equal(read_new[:n], read_old)
     np.testing.assert_array_equal(
         read_new[n:], [read_old[2], np.zeros_like(read_old[0]), read_old[0]]
@@ -217,22 +217,22 @@ def tiny():
 
 
 @pytest.mark.parametrize(
-    "neurons, message",
+    "neurons, error, message",
     [
-        ([3], "lie in"),
-        ([-1], "lie in"),
-        ([0, 0], "distinct"),
-        ([0.5], "integer"),
-        ([1.0], "integer"),
-        ([True], "integer"),
-        ([[0]], "1-D"),
-        ("0", "integer"),
+        ([3], ValueError, r"neurons must be indices in \[0, 3\), got \[3\]"),
+        ([-1], ValueError, r"neurons must be indices in \[0, 3\), got \[-1\]"),
+        ([0, 0], ValueError, r"neurons must be distinct indices, got \[0 0\]"),
+        ([0.5], TypeError, "neurons must be integer indices, got dtype float64"),
+        ([1.0], TypeError, "neurons must be integer indices, got dtype float64"),
+        ([True], TypeError, "neurons must be integer indices, got dtype bool"),
+        ([[0]], ValueError, "1-D"),
+        ("0", TypeError, "neurons must be integer indices, got dtype <U1"),
     ],
 )
-def test_bad_neuron_indices(tiny, neurons, message):
+def test_bad_neuron_indices(tiny, neurons, error, message):
     directions = np.zeros((np.size(neurons), 3))
     for surgery in (ms.split, ms.signed_split):
-        with pytest.raises(ValueError, match=message):
+        with pytest.raises(error, match=message):
             surgery(tiny, 0, neurons, directions, 0.1)
 
 
@@ -242,16 +242,38 @@ def test_bad_direction_shape(tiny, shape):
         ms.split(tiny, 0, [0], np.zeros(shape), 0.1)
 
 
-@pytest.mark.parametrize("eps", [-1e-3, np.nan, np.inf, -np.inf, True, "0.1", None, [0.1]])
-def test_bad_eps(tiny, eps):
+@pytest.mark.parametrize(
+    "eps, error",
+    [
+        (-1e-3, ValueError),
+        (np.nan, ValueError),
+        (np.inf, ValueError),
+        (-np.inf, ValueError),
+        (True, TypeError),
+        ("0.1", TypeError),
+        (None, TypeError),
+        ([0.1], TypeError),
+    ],
+)
+def test_bad_eps(tiny, eps, error):
     for surgery in (ms.split, ms.signed_split):
-        with pytest.raises(ValueError, match="eps"):
+        with pytest.raises(error, match="eps must be a finite number >= 0, got"):
             surgery(tiny, 0, [0], np.zeros((1, 3)), eps)
 
 
-@pytest.mark.parametrize("alpha", [0.0, -1.0, np.nan, np.inf, True, "1"])
-def test_bad_alpha(tiny, alpha):
-    with pytest.raises(ValueError, match="alpha"):
+@pytest.mark.parametrize(
+    "alpha, error",
+    [
+        (0.0, ValueError),
+        (-1.0, ValueError),
+        (np.nan, ValueError),
+        (np.inf, ValueError),
+        (True, TypeError),
+        ("1", TypeError),
+    ],
+)
+def test_bad_alpha(tiny, alpha, error):
+    with pytest.raises(error, match="alpha must be a finite number > 0, got"):
         ms.signed_split(tiny, 0, [0], np.zeros((1, 3)), 0.1, alpha=alpha)
 
 
@@ -272,9 +294,11 @@ def test_layer_without_neurons_or_out_of_range():
     net, _, _ = conv_flatten(0)
     with pytest.raises(ValueError, match="no neurons"):
         ms.split(net, 1, [0], np.zeros((1, 1)), 0.1)  # Flatten
-    for layer in (3, -1, 0.0):
-        with pytest.raises(ValueError, match="layer"):
+    for layer in (3, -1):
+        with pytest.raises(ValueError, match=r"layer must lie in \[0, 3\), got"):
             ms.split(net, layer, [0], np.zeros((1, 19)), 0.1)
+    with pytest.raises(TypeError, match="layer must be an integer index into net.layers, got 0.0"):
+        ms.split(net, 0.0, [0], np.zeros((1, 19)), 0.1)
 
 
 def test_a_unit_read_by_an_rbf_cannot_be_split():

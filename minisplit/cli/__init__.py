@@ -21,14 +21,14 @@ from dataclasses import dataclass
 import minisplit
 from minisplit.cli import grow, verify
 from minisplit.cli._args import Parser
-from minisplit.cli.grow import METHODS, TASKS, Progress, size_table
+from minisplit.cli.grow import STRATEGY_NAMES, TASKS, Progress, size_table
 from minisplit.cli.verify import LAYER_TYPES
 
 __all__ = [
     "COMMANDS",
     "DEFAULT_COMMAND",
     "LAYER_TYPES",
-    "METHODS",
+    "STRATEGY_NAMES",
     "TASKS",
     "Command",
     "Progress",

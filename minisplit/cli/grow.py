@@ -15,11 +15,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from minisplit import GrowthConfig, Network, baselines, compare, datasets, mlp, plots
+from minisplit import GrowthConfig, Network, compare, datasets, growth, mlp, plots
 from minisplit.cli._args import eps_value, fail, positive_int
-from minisplit.growth import BUDGET_KINDS, SELECTIONS
 
 
 @dataclass(frozen=True)
@@ -47,8 +44,8 @@ TASKS = {
     "digits": Task({}, start=4, budget=12, steps=100),
 }
 DEFAULT_TASK = "spirals"
-#: The methods ``grow`` can compare, in table order ("fixed" needs "splitting").
-METHODS = (*baselines.STRATEGIES, "fixed")
+#: The strategies (and reference runs) ``grow`` can compare, in table order.
+STRATEGY_NAMES = growth.RUN_NAMES
 #: The quantities of the printed tables, per kind of task.
 TABLE_METRICS = {
     "regression": ("train_loss", "test_loss"),
@@ -89,36 +86,27 @@ def grow_config(args) -> GrowthConfig:
 
 
 class Progress:
-    """Reports each round of :func:`minisplit.compare` on one line, with a bar of finished runs.
+    """Reports each event of :func:`minisplit.compare` on one line, with a bar of finished runs.
 
     On a terminal the line is rewritten in place (``\\r``); into a file or a
-    pipe every round gets its own line. "fixed" sends no events: it is announced
-    when the last grown method of a seed stops, and counted done at the next event.
+    pipe every event gets its own line. A run is counted done at its "stop" event.
     """
 
-    def __init__(self, methods, n_seeds, stream):
-        self.total, self.done = len(methods) * n_seeds, 0
-        self.last_grown = [m for m in methods if m != "fixed"][-1]
-        self.fixed, self.fixed_pending = "fixed" in methods, False
+    def __init__(self, strategies, n_seeds, stream):
+        self.total, self.done = len(strategies) * n_seeds, 0
         self.stream, self.tty, self.width = stream, stream.isatty(), 0
-        self.steps = {}  # seed -> total steps of that seed's splitting run, for "fixed"
 
     def __call__(self, event) -> None:
-        if self.fixed_pending:
-            self.done, self.fixed_pending = self.done + 1, False
-        seed = event["seed"]
+        name, seed = event["strategy"], event["seed"]
         if event["event"] == "round":
-            if event["strategy"] == "splitting":
-                self.steps[seed] = event["total_steps"]
             self.show(
-                f"{event['strategy']:<12} seed {seed}  round {event['round']:>2}  "
+                f"{name:<12} seed {seed}  round {event['round']:>2}  "
                 f"neurons {event['n_neurons']:>3}  loss {event['loss']:.4g}"
             )
-            return
-        self.done += 1
-        if self.fixed and event["strategy"] == self.last_grown:
-            self.fixed_pending = True
-            self.show(f"{'fixed':<12} seed {seed}  {self.steps[seed]} steps from scratch")
+        elif event["event"] == "reference":
+            self.show(f"{name:<12} seed {seed}  {event['text']}")
+        else:  # "stop"
+            self.done += 1
 
     def show(self, text) -> None:
         filled = round(20 * self.done / self.total)
@@ -131,32 +119,26 @@ class Progress:
         self.stream.flush()
 
     def close(self) -> None:
-        """Count the last run done and end the line."""
-        if self.fixed_pending:
-            self.done, self.fixed_pending = self.done + 1, False
+        """Show the finished bar and end the line."""
         self.show("done")
         if self.tty:
             self.stream.write("\n")
 
 
 def size_table(comparison, metric) -> str:
-    """``metric`` after each round, median over seeds: one row per size, one column per method.
+    """``metric`` after each round, median over seeds: one row per size, one column per strategy.
 
-    A size a seed's run never had does not count for that seed ("-": no seed had it).
+    The numbers are :meth:`minisplit.Comparison.by_size`'s medians; a size a seed's
+    run never had does not count for that seed ("-": no seed had it).
     """
-    values = {}  # (n_neurons, method) -> the metric of every seed's round at that size
-    for method, runs in comparison.histories.items():
-        for history in runs:
-            for r in history.rounds:
-                if r.get(metric) is not None:
-                    values.setdefault((r["n_neurons"], method), []).append(r[metric])
-    methods = list(comparison.histories)
-    width = max(10, *(len(m) for m in methods))
-    lines = [f"{'neurons':>7}  " + "  ".join(f"{m:>{width}}" for m in methods)]
-    for size in sorted({size for size, _ in values}):
+    table = comparison.by_size(metric)
+    names = list(table)
+    width = max(10, *(len(m) for m in names))
+    lines = [f"{'neurons':>7}  " + "  ".join(f"{m:>{width}}" for m in names)]
+    for size in sorted({size for cells in table.values() for size in cells}):
         cells = [
-            f"{np.median(values[size, m]):>{width}.4g}" if (size, m) in values else "-".rjust(width)
-            for m in methods
+            f"{table[m][size].median:>{width}.4g}" if size in table[m] else "-".rjust(width)
+            for m in names
         ]
         lines.append(f"{size:>7}  " + "  ".join(cells))
     return "\n".join(lines)
@@ -176,11 +158,11 @@ def report(comparison, task) -> str:
 def write_outputs(comparison, task, table, out) -> list[Path]:
     """Figures, JSON and the table into ``out``; return the paths written.
 
-    The training curve and the spectrum are those of the first method's first
-    seed (splitting's, unless --methods leaves it out).
+    The training curve and the spectrum are those of the first strategy's first
+    seed (splitting's, unless --strategies leaves it out).
     """
-    method, first = next((m, runs[0]) for m, runs in comparison.histories.items())
-    title = f"{comparison.dataset}: {method}, seed {comparison.seeds[0]}"
+    name, first = next((m, runs[0]) for m, runs in comparison.histories.items())
+    title = f"{comparison.dataset}: {name}, seed {comparison.seeds[0]}"
     paths = {name: out / name for name in ("history.json", "comparison.json", "table.txt")}
     first.save(paths["history.json"])
     comparison.save(paths["comparison.json"])
@@ -208,12 +190,20 @@ def add_arguments(parser):
         "--start and --budget (docs/cli.md)",
     )
     add(
-        "--methods",
-        type=_methods,
-        default=list(METHODS),
+        "--strategies",
+        type=_strategies,
+        default=list(STRATEGY_NAMES),
         metavar="LIST",
-        help=f"comma-separated methods to compare, from {', '.join(METHODS)} "
+        help=f"comma-separated strategies to compare, from {', '.join(STRATEGY_NAMES)} "
         "(default: all; fixed needs splitting)",
+    )
+    add(
+        "--methods",
+        type=_strategies,
+        dest="strategies",
+        action=DeprecatedAlias,
+        metavar="LIST",
+        help="deprecated spelling of --strategies",
     )
     add(
         "--seeds",
@@ -238,7 +228,7 @@ def add_arguments(parser):
     )
     add(
         "--budget-kind",
-        choices=BUDGET_KINDS,
+        choices=growth.BUDGET_KINDS,
         default="neurons",
         help="what --budget counts (default: neurons)",
     )
@@ -266,7 +256,7 @@ def add_arguments(parser):
     )
     add(
         "--selection",
-        choices=SELECTIONS,
+        choices=list(growth.SELECTIONS),
         default="fraction",
         help="rule choosing the neurons to grow (default: fraction; knapsack needs "
         "--budget-kind flops)",
@@ -300,8 +290,11 @@ def run(args) -> int:
         config = grow_config(args)
     except ValueError as err:
         fail("grow", str(err))
-    if "fixed" in args.methods and "splitting" not in args.methods:
-        fail("grow", "--methods: fixed trains the splitting run's final network; add splitting")
+    for name in args.strategies:
+        ref = growth.REFERENCES.get(name)
+        if ref is not None and ref.after not in args.strategies:
+            fail("grow", f"--strategies: {name} trains the {ref.after} run's final network; "
+                 f"add {ref.after}")
     out = Path(args.out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -312,16 +305,16 @@ def run(args) -> int:
     print(
         f"Growing a tanh network on {args.task} ({data.task}, {len(data.X_train)} training and "
         f"{len(data.X_test)} test samples) from {start} hidden neurons to a budget of "
-        f"{config.budget:g} {config.budget_kind}, by {', '.join(args.methods)}; "
+        f"{config.budget:g} {config.budget_kind}, by {', '.join(args.strategies)}; "
         f"seed{'s 0..' if args.seeds > 1 else ' '}{args.seeds - 1}.",
         flush=True,
     )
-    progress = None if args.quiet else Progress(args.methods, args.seeds, sys.stderr)
+    progress = None if args.quiet else Progress(args.strategies, args.seeds, sys.stderr)
     comparison = compare(
         data,
         lambda seed: starting_network(data, start, seed),
         config,
-        args.methods,
+        args.strategies,
         range(args.seeds),
         progress,
     )
@@ -337,11 +330,20 @@ def run(args) -> int:
 # ---- parsing and dispatch ---------------------------------------------------------------
 
 
-def _methods(text) -> list[str]:
+def _strategies(text) -> list[str]:
     names = [name.strip() for name in text.split(",")]
-    unknown = [name for name in names if name not in METHODS]
+    unknown = [name for name in names if name not in STRATEGY_NAMES]
     if unknown or len(set(names)) != len(names):
         raise argparse.ArgumentTypeError(
-            f"must be distinct names from {','.join(METHODS)}, got {text!r}"
+            f"must be distinct names from {','.join(STRATEGY_NAMES)}, got {text!r}"
         )
     return names
+
+
+class DeprecatedAlias(argparse.Action):
+    """An old option spelling: stores into the new option's dest and says so on stderr."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        new = "--" + self.dest.replace("_", "-")
+        print(f"{parser.prog}: {option_string} is deprecated, use {new}", file=sys.stderr)
+        setattr(namespace, self.dest, values)

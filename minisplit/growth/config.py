@@ -2,37 +2,28 @@
 
 from __future__ import annotations
 
-import numbers
-from dataclasses import asdict, dataclass, field
+import inspect
+import warnings
+from dataclasses import InitVar, asdict, dataclass, field, fields
 
-import numpy as np
-
-from minisplit import baselines
-from minisplit.history import History
+from minisplit._checks import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_real,
+    check_type,
+)
+from minisplit.growth.history import History
+from minisplit.growth.selection import SELECTIONS
+from minisplit.growth.strategies import STRATEGIES
 from minisplit.network import Network
-from minisplit.optim import SURGERY_MODES, make_optimizer
-from minisplit.splitting import METHODS
-from minisplit.train import Plateau
+from minisplit.optim import OPTIMIZERS, SURGERY_MODES, make_optimizer
+from minisplit.splitting.matrices import SOLVERS
+from minisplit.training import Plateau
 
-SELECTIONS = ("threshold", "k", "fraction", "knapsack")
 BUDGET_KINDS = ("neurons", "params", "flops")
 #: Why a run stopped (``history.meta["stop_reason"]``; "steps" for the fixed baseline).
 STOP_REASONS = ("budget", "max_rounds", "stable", "none_selected", "steps")
-
-
-def _real(value, low=None, strict=True, none=False) -> bool:
-    """Whether value is a finite real (> low, or >= low when not strict), or None if allowed."""
-    if value is None:
-        return none
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
-        return False
-    return low is None or (value > low if strict else value >= low)
-
-
-def _int(value, low, none=False) -> bool:
-    if value is None:
-        return none
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= low
 
 
 @dataclass(frozen=True)
@@ -42,9 +33,10 @@ class GrowthConfig:
     Parameters
     ----------
     strategy : str
-        "splitting" or a baseline of :data:`minisplit.baselines.STRATEGIES`.
+        A name of :data:`minisplit.growth.strategies.STRATEGIES` ("splitting" or a baseline).
     selection : {"threshold", "k", "fraction", "knapsack"}
-        Rule choosing neurons, pooled over layers, among negative indices only.
+        Rule choosing neurons, pooled over layers, among negative indices only
+        (:data:`minisplit.growth.selection.SELECTIONS`).
     threshold, k, fraction : float, int, float
         Parameters of the "threshold", "k" and "fraction" (default 0.3, as the
         authors' code) rules.
@@ -70,12 +62,14 @@ class GrowthConfig:
         The optimiser state at a surgery (``optimizer.after_surgery``).
     batch_size : int or None
         None: full batch.
-    method, relu_surrogate
+    solver, relu_surrogate
         How splitting indices are computed (:func:`minisplit.splitting_indices`).
     net2net_noise, gradmax_scale : float
         Net2Net copy noise; norm of each GradMax outgoing weight vector.
     seed : int
-        Seeds the run's only Generator.
+        >= 0; seeds the run's only Generator.
+    method : str or None
+        Deprecated spelling of ``solver`` (a DeprecationWarning; not stored).
 
     Examples
     --------
@@ -104,68 +98,94 @@ class GrowthConfig:
     optimizer_options: dict = field(default_factory=dict)
     surgery_state: str = "inherit"
     batch_size: int | None = None
-    method: str = "dense"
+    solver: str = "dense"
     relu_surrogate: float | None = None
     net2net_noise: float = 0.01
     gradmax_scale: float = 0.01
     seed: int = 0
+    method: InitVar[str | None] = None
 
-    def __post_init__(self):
+    def __post_init__(self, method):
+        if method is not None:
+            warnings.warn("GrowthConfig(method=...) is deprecated; use solver=...",
+                          DeprecationWarning, stacklevel=3)
+            object.__setattr__(self, "solver", method)
+        if not isinstance(self.eps_grid, (tuple, list)):
+            raise TypeError(f"eps_grid must be a tuple of numbers, got {self.eps_grid!r}")
         object.__setattr__(self, "eps_grid", tuple(self.eps_grid))
-        choices = {
-            "strategy": baselines.STRATEGIES, "selection": SELECTIONS,
-            "budget_kind": BUDGET_KINDS, "surgery_state": SURGERY_MODES, "method": METHODS,
-        }
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        checks = {
-            "threshold": (_real(self.threshold), "a finite number"),
-            "k": (_int(self.k, 0), "a non-negative integer"),
-            "fraction": (_real(self.fraction, 0) and self.fraction <= 1, "in (0, 1]"),
-            "knapsack_flops": (_real(self.knapsack_flops, 0, none=True), "None or > 0"),
-            "eps": (self.eps == "line_search" or _real(self.eps, 0), '> 0 or "line_search"'),
-            "eps_grid": (
-                bool(self.eps_grid) and all(_real(e, 0) for e in self.eps_grid),
-                "a non-empty tuple of positive numbers",
-            ),
-            "signed": (isinstance(self.signed, bool), "True or False"),
-            "alpha": (_real(self.alpha, 0), "a positive number"),
-            "budget": (_real(self.budget, 0, none=True), "None or a positive number"),
-            "max_rounds": (_int(self.max_rounds, 1), "a positive integer"),
-            "steps_per_round": (_int(self.steps_per_round, 1), "a positive integer"),
-            "plateau_window": (_int(self.plateau_window, 1, none=True), "None or > 0"),
-            "plateau_rel_tol": (_real(self.plateau_rel_tol, 0, strict=False), ">= 0"),
-            "optimizer_options": (
-                isinstance(self.optimizer_options, dict) and "lr" not in self.optimizer_options,
-                "a dict of optimiser settings other than lr",
-            ),
-            "batch_size": (_int(self.batch_size, 1, none=True), "None or a positive integer"),
-            "relu_surrogate": (_real(self.relu_surrogate, 0, none=True), "None or > 0"),
-            "net2net_noise": (_real(self.net2net_noise, 0, strict=False), ">= 0"),
-            "gradmax_scale": (_real(self.gradmax_scale, 0), "a positive number"),
-            "seed": (_int(self.seed, 0), "a non-negative integer"),
-        }
-        for name, (ok, expected) in checks.items():
-            if not ok:
-                raise ValueError(f"{name} must be {expected}, got {getattr(self, name)!r}")
+        check_choice(self.strategy, "strategy", STRATEGIES)
+        check_choice(self.selection, "selection", SELECTIONS)
+        check_choice(self.budget_kind, "budget_kind", BUDGET_KINDS)
+        check_choice(self.surgery_state, "surgery_state", SURGERY_MODES)
+        check_choice(self.solver, "solver", SOLVERS)
+        check_real(self.threshold, "threshold")
+        check_int(self.k, "k", low=0)
+        check_real(self.fraction, "fraction", low=0, high=1, low_open=True)
+        check_real(self.knapsack_flops, "knapsack_flops", low=0, low_open=True, none=True)
+        if isinstance(self.eps, str) and self.eps != "line_search":
+            raise ValueError(f'eps must be a number > 0 or "line_search", got {self.eps!r}')
+        if self.eps != "line_search":
+            check_real(self.eps, "eps", low=0, low_open=True)
+        if not self.eps_grid:
+            raise ValueError("eps_grid must be a non-empty tuple of positive numbers, got ()")
+        for value in self.eps_grid:
+            check_real(value, "each eps_grid value", low=0, low_open=True)
+        check_bool(self.signed, "signed")
+        check_real(self.alpha, "alpha", low=0, low_open=True)
+        check_real(self.budget, "budget", low=0, low_open=True, none=True)
+        check_int(self.max_rounds, "max_rounds", low=1)
+        check_int(self.steps_per_round, "steps_per_round", low=1)
+        check_int(self.plateau_window, "plateau_window", low=1, none=True)
+        check_real(self.plateau_rel_tol, "plateau_rel_tol", low=0)
+        check_type(self.optimizer_options, "optimizer_options", dict,
+                   "a dict of optimiser settings other than lr")
+        if "lr" in self.optimizer_options:
+            raise ValueError("optimizer_options must be a dict of optimiser settings other "
+                             f"than lr (lr is its own field), got {self.optimizer_options!r}")
+        check_int(self.batch_size, "batch_size", low=1, none=True)
+        check_real(self.relu_surrogate, "relu_surrogate", low=0, low_open=True, none=True)
+        check_real(self.net2net_noise, "net2net_noise", low=0)
+        check_real(self.gradmax_scale, "gradmax_scale", low=0, low_open=True)
+        check_int(self.seed, "seed", low=0)
         if self.selection == "knapsack" and self.knapsack_flops is None:
             if self.budget_kind != "flops" or self.budget is None:
                 raise ValueError(
                     'selection="knapsack" needs knapsack_flops, or budget_kind="flops" with a '
                     "budget (the FLOPs left are then the knapsack's capacity)"
                 )
+        check_choice(self.optimizer, "optimizer", OPTIMIZERS)
+        check_real(self.lr, "lr", low=0, low_open=True)
+        allowed = set(inspect.signature(OPTIMIZERS[self.optimizer]).parameters) - {"lr"}
+        unknown = sorted(set(self.optimizer_options) - allowed)
+        if unknown:
+            raise ValueError(
+                f"optimizer_options must hold settings of {self.optimizer} "
+                f"({', '.join(sorted(allowed))}), got {unknown}"
+            )
         try:
             self.make_optimizer()
         except (TypeError, ValueError) as err:
-            raise ValueError(
+            raise type(err)(
                 f"optimizer={self.optimizer!r} with lr={self.lr!r} and optimizer_options="
                 f"{self.optimizer_options!r} is not a valid optimiser: {err}"
             ) from None
 
     def to_dict(self) -> dict:
-        """The settings as a JSON-able dict; ``GrowthConfig(**d)`` rebuilds the config."""
+        """The settings as a JSON-able dict; :meth:`from_dict` rebuilds the config."""
         return {**asdict(self), "eps_grid": list(self.eps_grid)}
+
+    @classmethod
+    def from_dict(cls, doc) -> GrowthConfig:
+        """Rebuild from :meth:`to_dict`'s output (also from files that spell solver "method")."""
+        check_type(doc, "doc", dict)
+        doc = dict(doc)
+        if "method" in doc and "solver" not in doc:  # written by minisplit 0.1
+            doc["solver"] = doc.pop("method")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(doc) - known)
+        if unknown:
+            raise ValueError(f"doc has fields GrowthConfig does not know: {unknown}")
+        return cls(**doc)
 
     def make_optimizer(self):
         """A fresh optimiser with these settings."""

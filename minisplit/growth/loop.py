@@ -1,22 +1,23 @@
-"""The growth loop of splitting steepest descent (MATH.md section 6) and its baselines.
+"""The growth loop of splitting steepest descent and its baselines (docs/growth.md, "The loop").
 
 Round 0 trains the starting network until its loss plateaus. Every later round:
 
 1. compute the splitting indices lambda_min of every grown layer (the neuron
    layers with a linear reader: :func:`growable_layers`);
-2. choose neurons with the selection rule (:mod:`minisplit.selection`, pooled
-   over layers), keeping within the size budget; when no index is negative,
+2. choose neurons with the selection rule (:mod:`minisplit.growth.selection`,
+   pooled over layers), keeping within the size budget; when no index is negative,
    stop ("stable") -- or, with ``signed=True``, choose by lambda_max instead;
-3. grow (:func:`minisplit.baselines.operations`): split the chosen neurons, or
-   grow the same number per layer a baseline's way; deepest layer first, the
-   optimiser state carried through each layer's surgery;
+3. grow with the strategy's record (:mod:`minisplit.growth.strategies`): split the
+   chosen neurons, or grow the same number per layer a baseline's way; deepest
+   layer first, the optimiser told how its state maps through each layer's surgery;
 4. train until the loss plateaus again.
 
 It stops when the budget (neurons, parameters or FLOPs) is spent, after
 ``max_rounds`` surgeries, or when nothing can be chosen. Every round is recorded
 in a :class:`~minisplit.history.History` (fields in docs/growth.md). All
 randomness comes from one Generator seeded by ``config.seed``: a run is
-reproducible bit for bit, and resumable from a checkpoint (:mod:`minisplit.checkpoint`).
+reproducible bit for bit, and resumable from a checkpoint
+(:mod:`minisplit.growth.checkpoint`).
 """
 
 from __future__ import annotations
@@ -25,36 +26,20 @@ import time
 
 import numpy as np
 
-from minisplit import baselines
-from minisplit.checkpoint import Checkpoint, fingerprint, load_checkpoint, save_checkpoint
+from minisplit._checks import check_bool, check_callable, check_int, check_type
+from minisplit.growth.checkpoint import Checkpoint, fingerprint, load_checkpoint, save_checkpoint
 from minisplit.growth.config import GrowthConfig, GrowthResult
+from minisplit.growth.history import History, Round
+from minisplit.growth.selection import SELECTIONS
 from minisplit.growth.sizes import growable_layers, measure, network_size, unit_costs
-from minisplit.history import History
+from minisplit.growth.strategies import STRATEGIES, reinitialized
+from minisplit.growth.strategies import Round as RoundInput
 from minisplit.network import Network
-from minisplit.selection import select_fraction, select_k, select_knapsack, select_threshold
-from minisplit.splitting import splitting_indices
-from minisplit.splitting import splitting_matrices as _splitting_matrices
-from minisplit.train import train
+from minisplit.splitting.matrices import splitting_indices
+from minisplit.splitting.surgery import carry_state
+from minisplit.training import train
 
 # ---- one round's plan ----------------------------------------------------------------------
-
-
-def _choose(values, config, flops_costs, flops_left) -> dict:
-    """The selection rule on values pooled over layers: {layer: indices}."""
-    layers = sorted(values)
-    if config.selection == "fraction":
-        return select_fraction(values, config.fraction)
-    flat = np.concatenate([values[i] for i in layers])  # (total,)
-    owner = np.concatenate([np.full(values[i].size, i) for i in layers])  # (total,)
-    local = np.concatenate([np.arange(values[i].size) for i in layers])  # (total,)
-    if config.selection == "threshold":
-        picked = select_threshold(flat, config.threshold)
-    elif config.selection == "k":
-        picked = select_k(flat, config.k)
-    else:
-        capacity = min(flops_left, config.knapsack_flops or np.inf)
-        picked = select_knapsack(flat, np.array([flops_costs[i] for i in owner], float), capacity)
-    return {i: local[picked[owner[picked] == i]] for i in layers}
 
 
 def _fit_budget(chosen, values, costs, left) -> dict:
@@ -72,7 +57,7 @@ def _indices(net, X, y, layers, which, config):
     """{layer: values (n,)}, {layer: unit vectors (n, d)} of the extreme eigenpairs of S_i."""
     pairs = {
         i: splitting_indices(
-            net, X, y, i, which=which, method=config.method,
+            net, X, y, i, which=which, solver=config.solver,
             relu_surrogate=config.relu_surrogate, seed=config.seed,
         )
         for i in layers
@@ -101,7 +86,7 @@ def _plan(net, X, y, layers, config, size):
         values = {i: -config.alpha / (1 + config.alpha) * lam_max[i] for i in layers}
         spectrum = {"kind": "max", "values": [lam_max[i].tolist() for i in layers]}
         stable = all(np.all(values[i] >= 0) for i in layers)
-    chosen = _choose(values, config, flops_costs, flops_left)
+    chosen = SELECTIONS[config.selection].choose(values, config, flops_costs, flops_left)
     if not any(idx.size for idx in chosen.values()):
         return ("stable" if stable else "none_selected"), spectrum
     plan = _fit_budget(chosen, values, costs, left)
@@ -110,43 +95,28 @@ def _plan(net, X, y, layers, config, size):
     return plan, values, vectors, spectrum
 
 
-def _apply(net, ops, eps):
-    """Apply the operations in order: the new network and [(net_before, layer, parents)]."""
+def _apply(net, growths, eps):
+    """Apply the growths in order: the new network and [(net_before, layer, parents)]."""
     trail = []
-    for index, _, _, op in ops:
-        new, parents = op(net, eps)
-        trail.append((net, index, parents))
+    for growth in growths:
+        new, parents = growth.apply(net, eps)
+        trail.append((net, growth.layer, parents))
         net = new
     return net, trail
 
 
-def _surgery(net, X, y, ops, config):
+def _surgery(strategy, net, X, y, growths, config):
     """``(eps, grown, trail)``: eps fixed, or the grid value with the lowest loss right after."""
-    if config.strategy not in baselines.SPLIT_STRATEGIES:
-        return (None, *_apply(net, ops, None))
+    if not strategy.has_eps:
+        return (None, *_apply(net, growths, None))
     grid = config.eps_grid if config.eps == "line_search" else (config.eps,)
     best = None
     for eps in grid:
-        grown, trail = _apply(net, ops, float(eps))
+        grown, trail = _apply(net, growths, float(eps))
         loss = grown.loss(X, y) if len(grid) > 1 else 0.0
         if best is None or loss < best[0]:
             best = (loss, float(eps), grown, trail)
     return best[1:]
-
-
-def _predicted(net, X, y, ops, plan, values, eps, config):
-    """Second-order prediction of the loss change: (eps^2/2) sum_i c_i (None when unknown)."""
-    if config.strategy in ("new_neurons", "gradmax"):
-        return 0.0  # the function is unchanged
-    if config.strategy == "splitting":
-        return 0.5 * eps * eps * float(sum(np.sum(values[i][plan[i]]) for i in plan))
-    if config.strategy == "random_split" and config.method == "dense":
-        quad = 0.0  # v^T S v for each random direction, S on the network before the round
-        for index, neurons, V, _ in ops:
-            S = _splitting_matrices(net, X, y, index, config.relu_surrogate)[neurons]
-            quad += float(np.einsum("md,mde,me->", V, S, V))
-        return 0.5 * eps * eps * quad
-    return None
 
 
 # ---- the loop ------------------------------------------------------------------------------
@@ -190,6 +160,11 @@ _NO_SURGERY = {
 }
 
 
+def _carry(net_before, layer, parents):
+    """How arrays shaped like ``net_before``'s parameters follow a surgery of ``layer``."""
+    return lambda arrays: carry_state(net_before, layer, arrays, parents)
+
+
 def _new_history(strategy, config, layers, net) -> History:
     task = "classification" if net.loss_fn.name == "cross_entropy" else "regression"
     meta = {"strategy": strategy, "config": config.to_dict(), "layers": layers, "task": task}
@@ -198,12 +173,9 @@ def _new_history(strategy, config, layers, net) -> History:
 
 def _check_inputs(net, data, config, progress) -> list:
     X, y, X_test, y_test = data
-    if not isinstance(net, Network):
-        raise TypeError(f"net must be a Network, got {type(net).__name__}")
-    if not isinstance(config, GrowthConfig):
-        raise TypeError(f"config must be a GrowthConfig, got {type(config).__name__}")
-    if progress is not None and not callable(progress):
-        raise TypeError(f"progress must be callable or None, got {type(progress).__name__}")
+    check_type(net, "net", Network)
+    check_type(config, "config", GrowthConfig)
+    check_callable(progress, "progress", none=True)
     if (X_test is None) != (y_test is None):
         raise ValueError("X_test and y_test must be given together")
     net.loss(X, y)  # validates shapes and targets
@@ -212,9 +184,10 @@ def _check_inputs(net, data, config, progress) -> list:
     layers = growable_layers(net)
     if not layers:
         raise ValueError("net has no layer to grow: no neuron layer is read linearly by another")
-    if config.strategy == "gradmax":
+    requires = STRATEGIES[config.strategy].requires
+    if requires is not None:
         for index in layers:
-            baselines.check_gradmax(net, index)
+            requires(net, index)
     return layers
 
 
@@ -247,7 +220,7 @@ class _Run:
             net, self.data, self.optimizer, self.rng, config, config.steps_per_round,
             config.plateau(), self.layers, steps_before,
         )
-        record = {**surgery, **fields}
+        record = Round(**surgery, **fields)
         self.history.rounds.append(record)
         if self.checkpoint is not None:
             state = (self.optimizer.state_dict(), self.rng.bit_generator.state, self.history)
@@ -256,8 +229,8 @@ class _Run:
             )
         if self.progress is not None:
             keys = ("round", "n_neurons", "params", "flops", "total_steps")
-            event = {k: record[k] for k in keys}
-            self.progress({"event": "round", **event, "loss": record["train_loss"]})
+            event = {k: getattr(record, k) for k in keys}
+            self.progress({"event": "round", **event, "loss": record.train_loss})
 
     def grow_round(self):
         """Plan, grow and train one round; return ``(reason, spectrum)`` to stop, else None."""
@@ -274,26 +247,22 @@ class _Run:
             return planned
         plan, values, vectors, spectrum = planned
         alpha = config.alpha if spectrum["kind"] == "max" else None
-        ops = baselines.operations(
-            config.strategy, net, X, y, plan, self.rng, directions=vectors, alpha=alpha,
-            noise=config.net2net_noise, scale=config.gradmax_scale,
-        )
-        eps, grown, trail = _surgery(net, X, y, ops, config)
+        strategy = STRATEGIES[config.strategy]
+        round_input = RoundInput(net, X, y, plan, values, vectors, alpha, config)
+        growths = strategy.growths(round_input, self.rng)
+        eps, grown, trail = _surgery(strategy, net, X, y, growths, config)
         for net_before, index, parents in trail:
-            self.optimizer.after_surgery(net_before, index, parents, config.surgery_state)
-        name = config.strategy
-        if name == "splitting":
-            name = "split" if alpha is None else "signed_split"
-        loss_before, loss_after = self.history.rounds[-1]["train_loss"], float(grown.loss(X, y))
+            self.optimizer.after_surgery(_carry(net_before, index, parents), config.surgery_state)
+        loss_before, loss_after = self.history.rounds[-1].train_loss, float(grown.loss(X, y))
         record = {
             "round": round_index,
-            "surgery": name,
-            "chosen": {str(i): idx.tolist() for i, idx in plan.items()},
+            "surgery": strategy.surgery if alpha is None else strategy.signed_surgery,
+            "chosen": {i: idx.tolist() for i, idx in plan.items()},
             "n_added": sum(grown.layers[i].n_neurons - net.layers[i].n_neurons for i in layers),
             "eps": eps,
             "loss_before": loss_before,
             "loss_after_split": loss_after,
-            "predicted_change": _predicted(net, X, y, ops, plan, values, eps, config),
+            "predicted_change": strategy.predicted_change(round_input, growths, eps),
             "actual_change": loss_after - loss_before,
             "spectrum": spectrum,
             "time_split": time.perf_counter() - start,
@@ -318,7 +287,8 @@ def grow(
     X_test, y_test : arrays or None
         Evaluated at the end of every round.
     checkpoint : str or os.PathLike or None
-        A directory; a snapshot is written after every round (:mod:`minisplit.checkpoint`).
+        A directory; a snapshot is written after every round
+        (:mod:`minisplit.growth.checkpoint`).
     resume : bool
         Continue from the checkpoint if it holds one (start afresh otherwise);
         the result is bit-identical to an uninterrupted run. A checkpoint of
@@ -338,10 +308,11 @@ def grow(
     >>> X, y = ms.datasets.rbf_teacher(n=32, seed=0)
     >>> config = ms.GrowthConfig(budget=4, steps_per_round=100)
     >>> result = ms.grow(ms.mlp([1, 2, 1], seed=0), X, y, config)
-    >>> result.history.rounds[-1]["n_neurons"], result.history.meta["stop_reason"]
+    >>> result.history.rounds[-1].n_neurons, result.history.meta["stop_reason"]
     (4, 'budget')
     """
     config = GrowthConfig() if config is None else config
+    resume = check_bool(resume, "resume")
     data = (X, y, X_test, y_test)
     layers = _check_inputs(net, data, config, progress)
     run = _Run(net, data, config, layers, checkpoint, progress)
@@ -372,11 +343,12 @@ def train_fixed(net, X, y, config, steps, X_test=None, y_test=None) -> GrowthRes
     """
     data = (X, y, X_test, y_test)
     layers = _check_inputs(net, data, config, None)
+    steps = check_int(steps, "steps", low=0)
     rng = np.random.default_rng(config.seed)
-    fresh = baselines.reinitialized(net, rng)
+    fresh = reinitialized(net, rng)
     history = _new_history("fixed", config, layers, net)
     history.meta["stop_reason"] = "steps"
     optimizer = config.make_optimizer()
     fresh, fields = _train(fresh, data, optimizer, rng, config, steps, None, layers, 0)
-    history.rounds.append({**_NO_SURGERY, **fields})
+    history.rounds.append(Round(**_NO_SURGERY, **fields))
     return GrowthResult(fresh, history)

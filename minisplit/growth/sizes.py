@@ -1,23 +1,33 @@
-"""How big a network is: neurons of the grown layers, parameters, FLOPs per sample."""
+"""How big a network is, and what one more neuron costs: neurons, parameters, FLOPs per sample.
+
+Every number comes from the layers (``Layer.flops``, ``NeuronLayer.neuron_dim`` and
+``flops_per_neuron``, ``ReadingLayer.params_per_unit`` and ``flops_per_unit``); the
+layers' input shapes come from one forward pass of a single sample.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from minisplit.splitting import add_neurons, reader_index
+from minisplit.layers.base import NeuronLayer
+from minisplit.splitting.surgery import is_growable, reader_index
 
 
 def growable_layers(net) -> list[int]:
     """Indices of the neuron layers with a linear reader (the hidden neuron layers)."""
-    out = []
-    for index, layer in enumerate(net.layers):
-        if hasattr(layer, "neuron_params"):
-            try:
-                reader_index(net, index)
-            except ValueError:  # the output layer, or a layer read non-linearly
-                continue
-            out.append(index)
-    return out
+    return [
+        index for index, obj in enumerate(net.layers)
+        if isinstance(obj, NeuronLayer) and is_growable(net, index)
+    ]
+
+
+def input_shapes(net, X) -> list[tuple]:
+    """The per-sample input shape of every layer, from a forward pass of ``X[:1]``."""
+    A, shapes = np.asarray(X, dtype=np.float64)[:1], []
+    for obj in net.layers:
+        shapes.append(A.shape[1:])
+        A, _ = obj.forward(A)
+    return shapes
 
 
 def count_flops(net, X) -> int:
@@ -34,13 +44,7 @@ def count_flops(net, X) -> int:
     >>> count_flops(mlp([3, 4, 2], seed=0), np.zeros((5, 3)))   # 3*4 + 4*2
     20
     """
-    A, total = np.asarray(X)[:1], 0
-    for layer in net.layers:
-        A, _ = layer.forward(A)
-        if hasattr(layer, "neuron_params"):
-            weights = layer.neuron_dim - (1 if "b" in layer.param_names else 0)
-            total += layer.n_neurons * weights * (A[0].size // layer.n_neurons)
-    return int(total)
+    return int(sum(obj.flops(s) for obj, s in zip(net.layers, input_shapes(net, X))))
 
 
 def network_size(net, X, layers) -> dict:
@@ -56,12 +60,23 @@ def measure(size, kind) -> int:
 
 
 def unit_costs(net, X, layers, kind) -> dict:
-    """What one more neuron in each layer costs in ``kind`` units (measured on a grown copy)."""
-    base = measure(network_size(net, X, layers), kind)
+    """What one more neuron in each layer costs in ``kind`` units: ``{layer: cost}``.
+
+    neurons: 1; params: the neuron's own parameters plus its reader's weights on it;
+    flops: the neuron's multiply-adds plus those its reader spends on it.
+    """
+    shapes = input_shapes(net, X) if kind == "flops" else None
     costs = {}
     for index in layers:
         obj = net.layers[index]
-        W_in = net.layers[reader_index(net, index)].input_weights(obj.n_neurons)
-        one = add_neurons(net, index, np.zeros((1, obj.neuron_dim)), np.zeros_like(W_in[:1]))
-        costs[index] = measure(network_size(one, X, layers), kind) - base
+        r = reader_index(net, index)
+        reader = net.layers[r]
+        if kind == "neurons":
+            costs[index] = 1
+        elif kind == "params":
+            costs[index] = obj.neuron_dim + reader.params_per_unit(obj.n_neurons)
+        else:
+            costs[index] = obj.flops_per_neuron(shapes[index]) + reader.flops_per_unit(
+                shapes[r], obj.n_neurons
+            )
     return costs

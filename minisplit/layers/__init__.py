@@ -1,9 +1,13 @@
-"""Layers: each knows its forward, backward and R-operator (see ``base``)."""
+"""Layers: each knows its forward, backward, R-operator, splitting matrix and surgery.
 
-from minisplit.layers.base import Layer
+The roles (``base``): every layer is a ``Layer``; ``NeuronLayer`` has neurons to split;
+``ReadingLayer`` reads the units of an earlier neuron layer linearly.
+"""
+
+from minisplit.layers.base import Layer, NeuronLayer, ReadingLayer
 from minisplit.layers.conv import Conv2d
 from minisplit.layers.dense import Dense
 from minisplit.layers.pool import AvgPool2d, Flatten
 from minisplit.layers.rbf import RBF
 
-__all__ = ["Layer", "Dense", "RBF", "Conv2d", "AvgPool2d", "Flatten"]
+__all__ = ["Layer", "NeuronLayer", "ReadingLayer", "Dense", "RBF", "Conv2d", "AvgPool2d", "Flatten"]

@@ -1,7 +1,18 @@
-"""The layer protocol every minisplit layer follows.
+"""The layer protocol as code: ``Layer`` and the two roles a layer can play.
 
 A layer is a small object holding its own parameters and knowing its own
 mathematics. The network only composes layers; it never looks inside one.
+Splitting and growth ask a layer's *role*, never ``hasattr``:
+
+``Layer``          every layer: forward, backward and the R-operator (docs/derivatives.md).
+``NeuronLayer``    has neurons to split (Dense, Conv2d, RBF): neuron parameters, splitting
+                   matrices, and what one more neuron costs (docs/splitting.md).
+``ReadingLayer``   reads the units of an earlier neuron layer *linearly* (Dense, Conv2d):
+                   the weights on each unit, so a split can halve and copy them
+                   (docs/surgery.md). RBF reads its input non-linearly and is no reader.
+
+A parameter-free layer that keeps units apart (AvgPool2d, Flatten) sets
+``passes_units = True``: it may stand between a neuron layer and its reader.
 
 Naming (used in every layer module)
 -----------------------------------
@@ -10,71 +21,71 @@ Naming (used in every layer module)
 ``V``      a direction in parameter space: a list shaped like ``params``.
 ``R_Z``    the R-operator image of Z: d/dt Z(params + t V) at t = 0.
 ``R_dW``   the R-operator image of dW, i.e. the block of ``H V`` for W.
+``theta``  neuron rows (n, d): row i is neuron i's parameter vector.
+``out_weights``  (n_units, ...): row u holds every weight of a reader that multiplies unit u.
 
-Methods
--------
-``forward(X) -> (A, cache)``
-    The output and whatever the backward passes need (no hidden recomputation).
-``backward(dA, cache, need_dX=True) -> (dX, grads)``
-    ``grads`` is a list shaped like ``params``; ``dX`` is None when not needed.
-``r_forward(R_X, V, cache) -> (R_A, r_cache)``
-    Pearlmutter's forward R-pass. ``R_X`` is None when the input does not
-    depend on the parameters (the first layer).
-``r_backward(dA, R_dA, cache, r_cache, V, need_dX=True) -> (dX, R_dX, R_grads)``
-    The backward pass and its R-image together; ``dX`` and ``R_dX`` are None
-    when not needed (the first layer).
-``config() -> dict``
-    JSON-able constructor arguments; ``type(layer)(**config())`` rebuilds the
-    architecture (weights travel separately).
-
-Parameter-free layers (pooling, flatten) have ``param_names = ()``.
-
-Splitting protocol (docs/splitting.md)
---------------------------------------
-A *neuron layer* (Dense, Conv2d, RBF) owns ``n_neurons`` neurons, each with a
-parameter vector theta_i of length ``neuron_dim`` (Dense and Conv2d:
-``concatenate([W[i].ravel(), [b[i]]])``, bias last; RBF: ``centers[i]``):
-
-``neuron_params() -> (n, d)``
-    A copy of all theta_i as rows.
-``with_neuron_params(theta) -> Layer``
-    A new layer of the same type whose neurons are the rows of ``theta``
-    (n', d); n' may differ from n (new rows are appended neurons).
-``splitting_matrices(dA, cache, d2f=None) -> (n, d, d)``
-    S_i = sum_n g_{n,i} * Hessian_theta of neuron i's output at sample n, with
-    g = dA (1/N already inside). ``d2f`` replaces the activation's second
-    derivative (the documented ReLU surrogate); memory O(n d^2 + chunk d).
-``splitting_matvec(dA, cache, V, d2f=None) -> (n, d)``
-    Row i is S_i V[i], without forming S (matrix-free).
-
-A *reading layer* (Dense, Conv2d) can have the units it reads regrouped:
-
-``input_weights(n_units) -> array (n_units, ...)``
-    A copy of the weights that read each of the ``n_units`` units of the
-    previous neuron layer (Dense: the block of ``n_in // n_units`` columns of
-    unit u, since NCHW flatten keeps a channel's H*W columns together; Conv2d:
-    the input-channel slice ``W[:, u]``).
-``with_input_weights(W_in) -> Layer``
-    A new layer reading ``W_in.shape[0]`` units with these weights.
-
-Layers between a neuron layer and its reader (AvgPool2d, Flatten) keep units
-apart and have ``passes_units = True``. A layer that reads its input
-non-linearly (RBF) is not a reading layer: a split unit cannot feed it.
+Constructing layers
+-------------------
+``__init__`` validates the configuration (``_configure``) and draws the parameters
+from the seed. :meth:`Layer.from_config` is the one other construction path: the
+same ``_configure``, then given parameter arrays (no random draw). Copies, surgery
+and :func:`minisplit.load` all go through it.
 """
 
 from __future__ import annotations
 
-import copy
+import inspect
 
 import numpy as np
 
 
 class Layer:
-    """Base class: parameter bookkeeping shared by all layers."""
+    """A layer: parameters in ``param_names`` order, forward, backward and the R-operator.
+
+    Subclasses implement ``_configure(**config)`` (validate and store the configuration),
+    :meth:`config`, :meth:`param_shapes`, :meth:`check_input` and the four passes.
+    """
 
     param_names: tuple[str, ...] = ()
     #: True for parameter-free layers that keep the previous layer's units apart.
     passes_units: bool = False
+
+    # ---- construction and parameters ------------------------------------------------------
+
+    def _configure(self, **config) -> None:
+        """Validate and store the constructor arguments (everything but the seed)."""
+
+    @classmethod
+    def from_config(cls, config: dict, params=()) -> Layer:
+        """A layer of this type with configuration ``config`` and (copies of) ``params``.
+
+        The one construction path besides ``__init__``: no random draw, and the
+        parameter shapes are checked against :meth:`param_shapes` before anything
+        large is allocated.
+        """
+        if not isinstance(config, dict):
+            raise TypeError(f"config must be a dict of {cls.__name__} settings, got {config!r}")
+        named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        parameters = [p for p in list(inspect.signature(cls._configure).parameters.values())[1:]
+                      if p.kind in named]  # the settings, without self
+        takes = [p.name for p in parameters]
+        missing = [p.name for p in parameters if p.default is p.empty and p.name not in config]
+        unknown = sorted(set(config) - set(takes))
+        if unknown or missing:
+            raise ValueError(f"config must hold {cls.__name__} settings ({', '.join(takes)}), "
+                             f"got unknown {unknown} and missing {missing}")
+        layer = cls.__new__(cls)
+        layer._configure(**config)
+        layer.set_params(params)
+        return layer
+
+    def config(self) -> dict:
+        """JSON-able constructor arguments; ``from_config(config(), params)`` rebuilds the layer."""
+        return {}
+
+    def param_shapes(self) -> dict:
+        """``{name: shape}`` of the parameters this configuration has."""
+        return {}
 
     @property
     def params(self) -> list[np.ndarray]:
@@ -89,24 +100,136 @@ class Layer:
                 f"{type(self).__name__} has {len(self.param_names)} parameter arrays, "
                 f"got {len(values)}"
             )
+        shapes = self.param_shapes()
+        checked = []
         for name, value in zip(self.param_names, values):
-            old = getattr(self, name)
-            value = np.array(value, dtype=np.float64)
-            if value.shape != old.shape:
-                raise ValueError(f"{name} must have shape {old.shape}, got {value.shape}")
+            if np.shape(value) != shapes[name]:
+                raise ValueError(f"{name} must have shape {shapes[name]}, got {np.shape(value)}")
+            checked.append(np.array(value, dtype=np.float64))
+        for name, value in zip(self.param_names, checked):
             setattr(self, name, value)
 
-    def config(self) -> dict:
-        """JSON-able constructor arguments (see the module docstring)."""
-        return {}
-
     def copy(self) -> Layer:
-        """An independent copy: same architecture, copied parameter arrays."""
-        new = copy.copy(self)
-        for name in self.param_names:
-            setattr(new, name, getattr(self, name).copy())
-        return new
+        """An independent copy: same configuration, copied parameter arrays."""
+        return type(self).from_config(self.config(), self.params)
+
+    # ---- the passes (docs/derivatives.md) ---------------------------------------------------
+
+    def check_input(self, X: np.ndarray) -> None:
+        """Raise ValueError unless ``X`` is an input this layer accepts."""
+        raise NotImplementedError
+
+    def forward(self, X):
+        """``(A, cache)``: the output and whatever the backward passes need."""
+        raise NotImplementedError
+
+    def backward(self, dA, cache, need_dX=True):
+        """``(dX, grads)``: ``grads`` shaped like ``params``; ``dX`` None when not needed."""
+        raise NotImplementedError
+
+    def r_forward(self, R_X, V, cache):
+        """``(R_A, r_cache)``: Pearlmutter's forward R-pass (``R_X`` None for the first layer)."""
+        raise NotImplementedError
+
+    def r_backward(self, dA, R_dA, cache, r_cache, V, need_dX=True):
+        """``(dX, R_dX, R_grads)``: the backward pass and its R-image together."""
+        raise NotImplementedError
+
+    def flops(self, in_shape) -> int:
+        """Multiply-adds of the forward pass per sample of shape ``in_shape`` (0 if not counted)."""
+        return 0
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
         return f"{type(self).__name__}({args})"
+
+
+class NeuronLayer(Layer):
+    """A layer of neurons that can be split (docs/splitting.md).
+
+    Neuron i has a parameter vector theta_i of length :attr:`neuron_dim` (Dense and
+    Conv2d: ``concatenate([W[i].ravel(), [b[i]]])``, bias last; RBF: ``centers[i]``).
+    The splitting matrix of neuron i is
+
+        S_i = sum_n g_{n,i} Hessian_theta a_i(x_n),   g = dA (1/N already inside).
+    """
+
+    #: The activation whose second derivative forms S (None for a layer without one, RBF).
+    act = None
+
+    @property
+    def n_neurons(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def neuron_dim(self) -> int:
+        raise NotImplementedError
+
+    def neuron_params(self) -> np.ndarray:
+        """A copy of every theta_i as rows (n, d)."""
+        raise NotImplementedError
+
+    def _params_from_theta(self, theta) -> list:
+        """The parameter arrays whose neuron rows are ``theta`` (n', d)."""
+        raise NotImplementedError
+
+    def _resized(self, n: int) -> dict:
+        """The configuration changes that give this layer ``n`` neurons."""
+        raise NotImplementedError
+
+    def with_neuron_params(self, theta) -> NeuronLayer:
+        """A new layer of this type whose neurons are the rows of ``theta`` (n', d).
+
+        n' may differ from n (appended rows are new neurons); the rest of the
+        configuration is kept.
+        """
+        theta = np.asarray(theta, dtype=np.float64)
+        d = self.neuron_dim
+        if theta.ndim != 2 or theta.shape[1] != d or theta.shape[0] == 0:
+            raise ValueError(f"theta must have shape (n, {d}) with n > 0, got {theta.shape}")
+        config = {**self.config(), **self._resized(theta.shape[0])}
+        return type(self).from_config(config, self._params_from_theta(theta))
+
+    def splitting_matrices(self, dA, cache, d2f=None) -> np.ndarray:
+        """``(n, d, d)``: S_i for every neuron; ``d2f`` replaces the activation's f''."""
+        raise NotImplementedError
+
+    def splitting_matvec(self, dA, cache, V, d2f=None) -> np.ndarray:
+        """``(n, d)``: row i is S_i V[i], without forming S (matrix-free)."""
+        raise NotImplementedError
+
+    def flops_per_neuron(self, in_shape) -> int:
+        """Multiply-adds one neuron costs per sample (weights x output positions, bias excluded)."""
+        raise NotImplementedError
+
+    def flops(self, in_shape) -> int:
+        return self.n_neurons * self.flops_per_neuron(in_shape)
+
+
+class ReadingLayer(Layer):
+    """A layer that reads the units of an earlier neuron layer linearly (docs/surgery.md).
+
+    Its weights on unit u (``out_weights(n_units)[u]``) multiply unit u's output and
+    nothing else, so splitting unit u can copy and halve them.
+    """
+
+    def out_weights(self, n_units: int) -> np.ndarray:
+        """A copy of the weights on each of the ``n_units`` units it reads, (n_units, ...).
+
+        Dense: the block of ``n_in // n_units`` columns of unit u (NCHW flatten
+        keeps a channel's H*W columns together); Conv2d: the input-channel slice
+        ``W[:, u]``.
+        """
+        raise NotImplementedError
+
+    def with_out_weights(self, out_weights) -> ReadingLayer:
+        """A new layer reading ``out_weights.shape[0]`` units with these weights."""
+        raise NotImplementedError
+
+    def params_per_unit(self, n_units: int) -> int:
+        """Parameters one more unit read adds to this layer."""
+        raise NotImplementedError
+
+    def flops_per_unit(self, in_shape, n_units: int) -> int:
+        """Multiply-adds per sample one more unit read adds to this layer."""
+        raise NotImplementedError

@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from minisplit._validate import check_array, check_nonnegative_int, check_positive_int, make_rng
+from minisplit._checks import check_array, check_int, make_rng
 from minisplit.activations import get_activation
 from minisplit.layers import _outer
 from minisplit.layers._outer import weighted_outer_matvec, weighted_outer_sum, with_ones
-from minisplit.layers.base import Layer
+from minisplit.layers.base import NeuronLayer, ReadingLayer
 
 
 def _pair(value, name: str) -> tuple[int, int]:
@@ -35,8 +35,8 @@ def _pair(value, name: str) -> tuple[int, int]:
     if isinstance(value, (tuple, list)):
         if len(value) != 2:
             raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
-        return check_positive_int(value[0], name), check_positive_int(value[1], name)
-    value = check_positive_int(value, name)
+        return check_int(value[0], name, low=1), check_int(value[1], name, low=1)
+    value = check_int(value, name, low=1)
     return value, value
 
 
@@ -81,7 +81,7 @@ def _nchw(M, N, Ho, Wo) -> np.ndarray:
     return M.reshape(N, Ho, Wo, -1).transpose(0, 3, 1, 2)
 
 
-class Conv2d(Layer):
+class Conv2d(NeuronLayer, ReadingLayer):
     """2-D convolution (cross-correlation) ``A = f(conv(X, W) + b)`` on NCHW input.
 
     ``Z[n, i, y, x] = b[i] + sum_{c, a, e} W[i, c, a, e] * Xp[n, c, s y + a, s x + e]``
@@ -101,7 +101,7 @@ class Conv2d(Layer):
     activation : str
         One of :data:`minisplit.activations.ACTIVATIONS` (default ``"tanh"``).
     seed : int, Generator or None
-        Initialisation: ``W ~ N(0, 1/(c_in kh kw))``, ``b = 0``.
+        Initialisation: ``W ~ N(0, 1/(c_in kh kw))``, ``b = 0``; None draws fresh entropy.
 
     Attributes
     ----------
@@ -127,16 +127,22 @@ class Conv2d(Layer):
     param_names = ("W", "b")
 
     def __init__(self, c_in, c_out, kernel_size, stride=1, padding=0, activation="tanh", seed=None):
-        self.c_in = check_positive_int(c_in, "c_in")
-        self.c_out = check_positive_int(c_out, "c_out")
-        self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.stride = check_positive_int(stride, "stride")
-        self.padding = check_nonnegative_int(padding, "padding")
-        self.act = get_activation(activation)
-        rng = make_rng(seed)
+        self._configure(c_in, c_out, kernel_size, stride, padding, activation)
+        rng = make_rng(seed, none=True)
         K = self.c_in * self.kernel_size[0] * self.kernel_size[1]
         self.W = rng.normal(0.0, 1.0 / np.sqrt(K), size=(self.c_out, self.c_in, *self.kernel_size))
         self.b = np.zeros(self.c_out)
+
+    def _configure(self, c_in, c_out, kernel_size, stride=1, padding=0, activation="tanh"):
+        self.c_in = check_int(c_in, "c_in", low=1)
+        self.c_out = check_int(c_out, "c_out", low=1)
+        self.kernel_size = _pair(kernel_size, "kernel_size")
+        self.stride = check_int(stride, "stride", low=1)
+        self.padding = check_int(padding, "padding", low=0)
+        self.act = get_activation(activation)
+
+    def param_shapes(self) -> dict:
+        return {"W": (self.c_out, self.c_in, *self.kernel_size), "b": (self.c_out,)}
 
     def config(self) -> dict:
         return {
@@ -223,7 +229,10 @@ class Conv2d(Layer):
         R_dX = self._fold(Wm.T @ R_dZ.T + V_W.T @ dZ.T, x_shape)  # (N, c_in, H, W)
         return dX, R_dX, [R_dW.reshape(self.W.shape), R_db]
 
-    # ---- splitting protocol (docs/splitting.md) -------------------------------------
+    def flops(self, in_shape) -> int:
+        return self.c_out * self.flops_per_neuron(in_shape)
+
+    # ---- NeuronLayer: splitting (docs/splitting.md) ----------------------------------------
 
     @property
     def n_neurons(self) -> int:
@@ -231,18 +240,17 @@ class Conv2d(Layer):
 
     @property
     def neuron_dim(self) -> int:
-        return self.W[0].size + 1
+        return self.c_in * self.kernel_size[0] * self.kernel_size[1] + 1
 
     def neuron_params(self):
         return np.hstack([self.W.reshape(self.c_out, -1), self.b[:, None]])  # (c_out, K + 1)
 
-    def with_neuron_params(self, theta):
-        theta = check_array(theta, "theta")
-        d = self.neuron_dim
-        if theta.ndim != 2 or theta.shape[1] != d or theta.shape[0] == 0:
-            raise ValueError(f"theta must have shape (n, {d}) with n > 0, got {theta.shape}")
-        W = theta[:, :-1].reshape(theta.shape[0], *self.W.shape[1:])  # (n, c_in, kh, kw)
-        return self._with(W, theta[:, -1])
+    def _params_from_theta(self, theta):
+        W = theta[:, :-1].reshape(theta.shape[0], self.c_in, *self.kernel_size)  # (n, c_in, kh, kw)
+        return [W, theta[:, -1]]
+
+    def _resized(self, n):
+        return {"c_out": n}
 
     def _coefficients(self, dA, cache, d2f):
         """C[m, i] = g_{m,i} f''(z_{m,i}) (M, c_out), rows m = (sample, position)."""
@@ -278,28 +286,38 @@ class Conv2d(Layer):
             SV += weighted_outer_matvec(H, C_block, V)
         return SV
 
-    def input_weights(self, n_units):
+    def flops_per_neuron(self, in_shape) -> int:
+        Ho, Wo = self.output_shape(*in_shape[1:])
+        return self.c_in * self.kernel_size[0] * self.kernel_size[1] * Ho * Wo
+
+    # ---- ReadingLayer: surgery on the units it reads (docs/surgery.md) ---------------------
+
+    def _check_units(self, n_units):
         if n_units != self.c_in:
             raise ValueError(
                 f"Conv2d reads one unit per input channel: n_units must be {self.c_in}, "
                 f"got {n_units!r}"
             )
+
+    def out_weights(self, n_units):
+        self._check_units(n_units)
         return self.W.transpose(1, 0, 2, 3).copy()  # (c_in, c_out, kh, kw)
 
-    def with_input_weights(self, W_in):
-        W_in = check_array(W_in, "W_in")
-        if W_in.ndim != 4 or W_in.shape[1:] != self.W.shape[:1] + self.W.shape[2:] or not len(W_in):
+    def with_out_weights(self, out_weights):
+        out_weights = check_array(out_weights, "out_weights")
+        expected = self.W.shape[:1] + self.W.shape[2:]
+        if out_weights.ndim != 4 or out_weights.shape[1:] != expected or not len(out_weights):
             raise ValueError(
-                f"W_in must have shape (units, {self.c_out}, {self.kernel_size[0]}, "
-                f"{self.kernel_size[1]}) with units > 0, got {W_in.shape}"
+                f"out_weights must have shape (units, {self.c_out}, {self.kernel_size[0]}, "
+                f"{self.kernel_size[1]}) with units > 0, got {out_weights.shape}"
             )
-        return self._with(W_in.transpose(1, 0, 2, 3), self.b)
+        W = out_weights.transpose(1, 0, 2, 3)  # (c_out, units, kh, kw)
+        return Conv2d.from_config({**self.config(), "c_in": W.shape[1]}, [W, self.b])
 
-    def _with(self, W, b):
-        """A Conv2d of this kernel, stride, padding and activation with (copies of) W and b."""
-        new = Conv2d.__new__(Conv2d)
-        new.c_out, new.c_in = W.shape[:2]
-        new.kernel_size, new.stride, new.padding = self.kernel_size, self.stride, self.padding
-        new.act = self.act
-        new.W, new.b = np.array(W, dtype=np.float64), np.array(b, dtype=np.float64)
-        return new
+    def params_per_unit(self, n_units) -> int:
+        self._check_units(n_units)
+        return self.c_out * self.kernel_size[0] * self.kernel_size[1]
+
+    def flops_per_unit(self, in_shape, n_units) -> int:
+        Ho, Wo = self.output_shape(*in_shape[1:])
+        return self.params_per_unit(n_units) * Ho * Wo

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from minisplit._validate import check_positive_int, make_rng
+from minisplit._checks import check_array, check_int, make_rng
 from minisplit.activations import get_activation
 from minisplit.layers._outer import weighted_outer_matvec, weighted_outer_sum, with_ones
-from minisplit.layers.base import Layer
+from minisplit.layers.base import NeuronLayer, ReadingLayer
 
 
-class Dense(Layer):
+class Dense(NeuronLayer, ReadingLayer):
     """Fully connected layer ``A = f(X W^T + b)``.
 
     Parameters
@@ -36,7 +36,7 @@ class Dense(Layer):
     activation : str
         One of :data:`minisplit.activations.ACTIVATIONS` (default ``"tanh"``).
     seed : int, Generator or None
-        Initialisation: ``W ~ N(0, 1/n_in)``, ``b = 0``.
+        Initialisation: ``W ~ N(0, 1/n_in)``, ``b = 0``; None draws fresh entropy.
 
     Attributes
     ----------
@@ -56,15 +56,21 @@ class Dense(Layer):
     param_names = ("W", "b")
 
     def __init__(self, n_in, n_out, activation="tanh", seed=None):
-        self.n_in = check_positive_int(n_in, "n_in")
-        self.n_out = check_positive_int(n_out, "n_out")
-        self.act = get_activation(activation)
-        rng = make_rng(seed)
+        self._configure(n_in, n_out, activation)
+        rng = make_rng(seed, none=True)
         self.W = rng.normal(0.0, 1.0 / np.sqrt(self.n_in), size=(self.n_out, self.n_in))
         self.b = np.zeros(self.n_out)
 
+    def _configure(self, n_in, n_out, activation="tanh"):
+        self.n_in = check_int(n_in, "n_in", low=1)
+        self.n_out = check_int(n_out, "n_out", low=1)
+        self.act = get_activation(activation)
+
     def config(self) -> dict:
         return {"n_in": self.n_in, "n_out": self.n_out, "activation": self.act.name}
+
+    def param_shapes(self) -> dict:
+        return {"W": (self.n_out, self.n_in), "b": (self.n_out,)}
 
     def check_input(self, X: np.ndarray) -> None:
         """Raise ValueError unless X has shape (N, n_in)."""
@@ -110,7 +116,10 @@ class Dense(Layer):
         R_dX = R_dZ @ self.W + dZ @ V_W  # (N, n_in)
         return dX, R_dX, [R_dW, R_db]
 
-    # ---- splitting protocol (docs/splitting.md) -------------------------------------
+    def flops(self, in_shape) -> int:
+        return self.n_out * self.n_in
+
+    # ---- NeuronLayer: splitting (docs/splitting.md) ----------------------------------------
 
     @property
     def n_neurons(self) -> int:
@@ -123,38 +132,58 @@ class Dense(Layer):
     def neuron_params(self):
         return np.hstack([self.W, self.b[:, None]])  # (n_out, n_in + 1)
 
-    def with_neuron_params(self, theta):
-        theta = np.asarray(theta, dtype=np.float64)
-        if theta.ndim != 2 or theta.shape[1] != self.n_in + 1 or theta.shape[0] == 0:
-            raise ValueError(f"theta must have shape (n, {self.n_in + 1}), got {theta.shape}")
-        return self._with(theta[:, :-1], theta[:, -1])
+    def _params_from_theta(self, theta):
+        return [theta[:, :-1], theta[:, -1]]  # W (n, n_in), b (n,)
+
+    def _resized(self, n):
+        return {"n_out": n}
+
+    def _coefficients(self, dA, cache, d2f):
+        """C[n, i] = g_{n,i} f''(z_{n,i}) (N, n_out), after checking dA."""
+        Z = cache[1]
+        if np.shape(dA) != Z.shape:
+            raise ValueError(f"dA must have the layer output's shape {Z.shape}, got {np.shape(dA)}")
+        return dA * (d2f or self.act.d2f)(Z)  # (N, n_out)
 
     def splitting_matrices(self, dA, cache, d2f=None):
-        X, Z = cache
-        C = dA * (d2f or self.act.d2f)(Z)  # (N, n_out)
-        return weighted_outer_sum(with_ones(X), C)
+        C = self._coefficients(dA, cache, d2f)  # (N, n_out)
+        return weighted_outer_sum(with_ones(cache[0]), C)
 
     def splitting_matvec(self, dA, cache, V, d2f=None):
-        X, Z = cache
-        C = dA * (d2f or self.act.d2f)(Z)  # (N, n_out)
-        return weighted_outer_matvec(with_ones(X), C, V)
+        V = check_array(V, "V")
+        if V.shape != (self.n_out, self.neuron_dim):
+            raise ValueError(f"V must have shape {(self.n_out, self.neuron_dim)}, got {V.shape}")
+        C = self._coefficients(dA, cache, d2f)  # (N, n_out)
+        return weighted_outer_matvec(with_ones(cache[0]), C, V)
 
-    def input_weights(self, n_units):
+    def flops_per_neuron(self, in_shape) -> int:
+        return self.n_in
+
+    # ---- ReadingLayer: surgery on the units it reads (docs/surgery.md) ---------------------
+
+    def _block(self, n_units) -> int:
+        """Columns per unit: a Dense reader of n_units units gives each n_in // n_units."""
         if self.n_in % n_units:
             raise ValueError(f"Dense with n_in={self.n_in} cannot read {n_units} equal units")
-        block = self.n_in // n_units
+        return self.n_in // n_units
+
+    def out_weights(self, n_units):
+        block = self._block(n_units)
         return self.W.reshape(self.n_out, n_units, block).transpose(1, 0, 2).copy()
 
-    def with_input_weights(self, W_in):
-        n_units, n_out, block = W_in.shape
-        if n_out != self.n_out:
-            raise ValueError(f"W_in must have shape (units, {self.n_out}, block), got {W_in.shape}")
-        return self._with(W_in.transpose(1, 0, 2).reshape(n_out, n_units * block), self.b)
+    def with_out_weights(self, out_weights):
+        out_weights = check_array(out_weights, "out_weights")
+        if out_weights.ndim != 3 or out_weights.shape[1] != self.n_out or not len(out_weights):
+            raise ValueError(
+                f"out_weights must have shape (units, {self.n_out}, block) with units > 0, "
+                f"got {out_weights.shape}"
+            )
+        n_units, n_out, block = out_weights.shape
+        W = out_weights.transpose(1, 0, 2).reshape(n_out, n_units * block)  # (n_out, n_in')
+        return Dense.from_config({**self.config(), "n_in": n_units * block}, [W, self.b])
 
-    def _with(self, W, b):
-        """A Dense layer of this activation with the given (copied) W and b."""
-        new = Dense.__new__(Dense)
-        new.n_out, new.n_in = W.shape
-        new.act = self.act
-        new.W, new.b = np.array(W, dtype=np.float64), np.array(b, dtype=np.float64)
-        return new
+    def params_per_unit(self, n_units) -> int:
+        return self.n_out * self._block(n_units)
+
+    def flops_per_unit(self, in_shape, n_units) -> int:
+        return self.n_out * self._block(n_units)

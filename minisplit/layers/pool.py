@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from minisplit._validate import check_positive_int
+from minisplit._checks import check_int
 from minisplit.layers.base import Layer
 
 
@@ -44,7 +44,10 @@ class AvgPool2d(Layer):
     passes_units = True
 
     def __init__(self, k):
-        self.k = check_positive_int(k, "k")
+        self._configure(k)
+
+    def _configure(self, k):
+        self.k = check_int(k, "k", low=1)
 
     def config(self) -> dict:
         return {"k": self.k}

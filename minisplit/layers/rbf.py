@@ -24,20 +24,20 @@ splitting    theta_i = C[i],  Hessian_theta A[n, i] = A (D D^T / s^4 - I / s^2)
              S v = ((W*P)^T X - colsum(W*P) * C) / s^4 - colsum(W) * V / s^2  (row i),
              P = X V^T - rowsum(C*V)^T   (P[n, i] = D . v_i)   (docs/splitting.md)
 
-An RBF layer reads its input non-linearly, so it is not a *reading* layer:
-a split unit of the layer before cannot feed it (no ``input_weights``).
+An RBF layer reads its input non-linearly, so it is a NeuronLayer but not a
+ReadingLayer: a split unit of the layer before cannot feed it.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from minisplit._validate import check_array, check_positive_float, check_positive_int, make_rng
+from minisplit._checks import check_array, check_int, check_real, make_rng
 from minisplit.layers._outer import weighted_outer_sum
-from minisplit.layers.base import Layer
+from minisplit.layers.base import NeuronLayer
 
 
-class RBF(Layer):
+class RBF(NeuronLayer):
     """Gaussian prototype layer ``A = exp(-||X - C_i||^2 / (2 width^2))``.
 
     Parameters
@@ -47,7 +47,7 @@ class RBF(Layer):
     width : float
         The fixed width s > 0 shared by all neurons (not a parameter).
     seed : int, Generator or None
-        Initialisation: ``centers ~ N(0, 1)``.
+        Initialisation: ``centers ~ N(0, 1)``; None draws fresh entropy.
 
     Attributes
     ----------
@@ -87,13 +87,19 @@ class RBF(Layer):
     param_names = ("centers",)
 
     def __init__(self, n_in, n_out, width=1.0, seed=None):
-        self.n_in = check_positive_int(n_in, "n_in")
-        self.n_out = check_positive_int(n_out, "n_out")
-        self.width = check_positive_float(width, "width")
-        self.centers = make_rng(seed).standard_normal((self.n_out, self.n_in))
+        self._configure(n_in, n_out, width)
+        self.centers = make_rng(seed, none=True).standard_normal((self.n_out, self.n_in))
+
+    def _configure(self, n_in, n_out, width=1.0):
+        self.n_in = check_int(n_in, "n_in", low=1)
+        self.n_out = check_int(n_out, "n_out", low=1)
+        self.width = check_real(width, "width", low=0, low_open=True)
 
     def config(self) -> dict:
         return {"n_in": self.n_in, "n_out": self.n_out, "width": self.width}
+
+    def param_shapes(self) -> dict:
+        return {"centers": (self.n_out, self.n_in)}
 
     @property
     def _inv_s2(self) -> float:
@@ -149,7 +155,7 @@ class RBF(Layer):
         dX = (G @ C - g_row[:, None] * X) * inv_s2  # (N, n_in)
         return dX, R_dX * inv_s2, [R_dC * inv_s2]
 
-    # ---- splitting protocol (docs/splitting.md) -------------------------------------
+    # ---- NeuronLayer: splitting (docs/splitting.md) ----------------------------------------
 
     @property
     def n_neurons(self) -> int:
@@ -162,20 +168,22 @@ class RBF(Layer):
     def neuron_params(self):
         return self.centers.copy()  # (n_out, n_in)
 
-    def with_neuron_params(self, theta):
-        theta = check_array(theta, "theta")
-        if theta.ndim != 2 or theta.shape[1] != self.n_in or theta.shape[0] == 0:
-            raise ValueError(f"theta must have shape (n, {self.n_in}), n >= 1, got {theta.shape}")
-        new = RBF.__new__(RBF)
-        new.n_out, new.n_in = theta.shape
-        new.width = self.width
-        new.centers = np.array(theta, dtype=np.float64)
-        return new
+    def _params_from_theta(self, theta):
+        return [theta]  # centers (n, n_in)
+
+    def _resized(self, n):
+        return {"n_out": n}
+
+    def flops_per_neuron(self, in_shape) -> int:
+        return self.n_in
 
     def _curvature_weights(self, dA, cache, d2f):
         """W = dA * A (N, n_out), after checking the arguments of the splitting methods."""
         if d2f is not None:
-            raise ValueError("RBF has no activation whose second derivative d2f could replace")
+            raise ValueError(
+                f"d2f must be None for RBF (it has no activation whose f'' could be "
+                f"replaced), got {d2f!r}"
+            )
         _, A = cache
         dA = np.asarray(dA)
         if dA.shape != A.shape:

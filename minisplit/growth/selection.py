@@ -1,4 +1,4 @@
-"""Which neurons to split, given their splitting indices (MATH.md section 6).
+"""Which neurons to split, given their splitting indices (docs/training.md, "Selection rules").
 
 Splitting neuron i changes the loss by about (eps^2 / 2) lambda_i, with lambda_i
 its splitting index (the smallest eigenvalue of S_i). Only lambda_i < 0 lowers
@@ -15,17 +15,21 @@ fraction    pooled over layers: the ceil(fraction * total) lowest of all neurons
             keeping those with lambda < 0 (the published S2D code's 30 %)
 knapsack    max sum_{i in C} -lambda_i  s.t.  sum_{i in C} cost_i <= budget,
             C within {i : lambda_i < 0}   (exact 0/1 knapsack, scipy.optimize.milp)
+
+The growth loop picks a rule by name from :data:`SELECTIONS`, one record per rule,
+each pooling the layers of a network its own way.
 """
 
 from __future__ import annotations
 
 import math
-import numbers
+from collections.abc import Callable
+from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
 
-from minisplit._validate import check_array, check_nonnegative_int
+from minisplit._checks import check_array, check_int, check_real, check_type
 
 
 def _check_values(values, name="values") -> np.ndarray:
@@ -33,15 +37,6 @@ def _check_values(values, name="values") -> np.ndarray:
     if values.ndim != 1:
         raise ValueError(f"{name} must be 1-dimensional (one value per neuron), got {values.shape}")
     return values
-
-
-def _check_real(value, name) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return value
 
 
 def select_threshold(values, threshold=0.0) -> np.ndarray:
@@ -70,7 +65,7 @@ def select_threshold(values, threshold=0.0) -> np.ndarray:
     array([1, 3, 2])
     """
     values = _check_values(values)
-    threshold = _check_real(threshold, "threshold")
+    threshold = check_real(threshold, "threshold")
     order = np.argsort(values, kind="stable")  # (n,)
     return order[values[order] < threshold].astype(np.int64)
 
@@ -96,15 +91,8 @@ def select_k(values, k) -> np.ndarray:
     array([1])
     """
     values = _check_values(values)
-    k = check_nonnegative_int(k, "k")
+    k = check_int(k, "k", low=0)
     return select_threshold(values)[:k]
-
-
-def _check_fraction(fraction) -> float:
-    fraction = _check_real(fraction, "fraction")
-    if not 0.0 < fraction <= 1.0:
-        raise ValueError(f"fraction must lie in (0, 1], got {fraction!r}")
-    return fraction
 
 
 def select_fraction(values_by_layer, fraction) -> dict:
@@ -134,12 +122,8 @@ def select_fraction(values_by_layer, fraction) -> dict:
     >>> {layer: idx.tolist() for layer, idx in chosen.items()}
     {0: [2], 2: [0]}
     """
-    if not isinstance(values_by_layer, dict):
-        raise TypeError(
-            "values_by_layer must be a dict {layer: values}, "
-            f"got {type(values_by_layer).__name__}"
-        )
-    fraction = _check_fraction(fraction)
+    check_type(values_by_layer, "values_by_layer", dict, "a dict {layer: values}")
+    fraction = check_real(fraction, "fraction", low=0, high=1, low_open=True)
     layers = sorted(values_by_layer)
     pooled = [
         _check_values(values_by_layer[layer], f"values_by_layer[{layer}]") for layer in layers
@@ -202,9 +186,7 @@ def select_knapsack(values, costs, budget) -> np.ndarray:
         raise ValueError(f"costs must have shape {values.shape} like values, got {costs.shape}")
     if np.any(costs <= 0):
         raise ValueError(f"costs must be > 0, got {costs}")
-    budget = _check_real(budget, "budget")
-    if budget < 0:
-        raise ValueError(f"budget must be >= 0, got {budget!r}")
+    budget = check_real(budget, "budget", low=0)
     allowed = (values < 0) & (costs <= budget)  # (n,)
     if not allowed.any():
         return np.zeros(0, dtype=np.int64)
@@ -222,3 +204,69 @@ def select_knapsack(values, costs, budget) -> np.ndarray:
         raise RuntimeError(f"milp failed on a feasible knapsack: {result.message}")
     chosen = np.flatnonzero(result.x > 0.5)
     return chosen[np.argsort(values[chosen], kind="stable")].astype(np.int64)
+
+
+# ---- the rules, pooled over the layers of a network ---------------------------------------
+
+
+def _pooled(values_by_layer, pick) -> dict:
+    """Rank all layers' neurons together: ``pick(flat_values, owner) -> positions``, split back.
+
+    ``owner[t]`` is the layer of pooled neuron t; the result maps every layer to its
+    chosen local indices, in the order ``pick`` gave them.
+    """
+    layers = sorted(values_by_layer)
+    flat = np.concatenate([values_by_layer[i] for i in layers])  # (total,)
+    owner = np.concatenate([np.full(values_by_layer[i].size, i) for i in layers])  # (total,)
+    local = np.concatenate([np.arange(values_by_layer[i].size) for i in layers])  # (total,)
+    picked = pick(flat, owner)
+    return {i: local[picked[owner[picked] == i]] for i in layers}
+
+
+def _knapsack(values_by_layer, config, flops_costs, flops_left):
+    capacity = min(flops_left, config.knapsack_flops or np.inf)
+    return _pooled(
+        values_by_layer,
+        lambda flat, owner: select_knapsack(
+            flat, np.array([flops_costs[i] for i in owner], float), capacity
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class Selection:
+    """A selection rule for growth (one row of :data:`SELECTIONS`).
+
+    ``choose(values_by_layer, config, flops_costs, flops_left) -> {layer: indices}``
+    reads its parameter from the GrowthConfig (``threshold``, ``k``, ``fraction``,
+    ``knapsack_flops``); ``flops_costs`` are the FLOPs one more neuron of each layer
+    costs and ``flops_left`` what a FLOPs budget still allows (infinite otherwise).
+    """
+
+    name: str
+    choose: Callable
+    summary: str = ""
+
+
+#: Every selection rule the growth loop knows, by name.
+SELECTIONS = {
+    s.name: s
+    for s in (
+        Selection(
+            "threshold",
+            lambda v, c, costs, left: _pooled(v, lambda f, o: select_threshold(f, c.threshold)),
+            "every neuron whose index is below the threshold",
+        ),
+        Selection(
+            "k",
+            lambda v, c, costs, left: _pooled(v, lambda f, o: select_k(f, c.k)),
+            "the k most negative indices over all layers",
+        ),
+        Selection(
+            "fraction",
+            lambda v, c, costs, left: select_fraction(v, c.fraction),
+            "the lowest fraction of all neurons, negative ones only",
+        ),
+        Selection("knapsack", _knapsack, "the most loss decrease within a FLOPs capacity"),
+    )
+}

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from minisplit import SGD, Adam, Plateau, datasets, mlp, train
-from minisplit.train import minibatches
+from minisplit.training import minibatches
 
 
 def rbf_problem():
@@ -148,12 +148,12 @@ def test_epochs_are_reshuffled():
 @pytest.mark.parametrize(
     "kwargs, error, message",
     [
-        ({"steps": -1}, ValueError, "steps must be a non-negative integer"),
-        ({"steps": 2.5}, ValueError, "steps must be a non-negative integer"),
-        ({"batch_size": 0, "rng": 0}, ValueError, "batch_size must be a positive integer"),
-        ({"batch_size": 2.0, "rng": 0}, ValueError, "batch_size must be a positive integer"),
-        ({"batch_size": 4}, ValueError, "rng must be a seed"),
-        ({"log_every": 0}, ValueError, "log_every must be a positive integer"),
+        ({"steps": -1}, ValueError, "steps must be an integer >= 0, got -1"),
+        ({"steps": 2.5}, TypeError, "steps must be an integer >= 0, got 2.5"),
+        ({"batch_size": 0, "rng": 0}, ValueError, "batch_size must be an integer >= 1, got 0"),
+        ({"batch_size": 2.0, "rng": 0}, TypeError, "batch_size must be an integer >= 1, got 2.0"),
+        ({"batch_size": 4}, TypeError, "rng must be an integer >= 0 or a np.random.Generator when"),
+        ({"log_every": 0}, ValueError, "log_every must be an integer >= 1, got 0"),
         ({"plateau": 5}, TypeError, "plateau must be a Plateau"),
     ],
 )
@@ -170,15 +170,15 @@ def test_mismatched_data_is_refused():
 
 
 @pytest.mark.parametrize(
-    "kwargs, message",
+    "kwargs, error, message",
     [
-        ({"window": 0}, "window must be a positive integer"),
-        ({"window": 1.5}, "window must be a positive integer"),
-        ({"rel_tol": -0.1}, "rel_tol must be a non-negative"),
-        ({"rel_tol": float("nan")}, "rel_tol must be a non-negative"),
-        ({"rel_tol": "0.1"}, "rel_tol must be a non-negative"),
+        ({"window": 0}, ValueError, "window must be an integer >= 1, got 0"),
+        ({"window": 1.5}, TypeError, "window must be an integer >= 1, got 1.5"),
+        ({"rel_tol": -0.1}, ValueError, "rel_tol must be a finite number >= 0, got -0.1"),
+        ({"rel_tol": float("nan")}, ValueError, "rel_tol must be a finite number >= 0, got nan"),
+        ({"rel_tol": "0.1"}, TypeError, "rel_tol must be a finite number >= 0, got '0.1'"),
     ],
 )
-def test_bad_plateau_settings_are_refused(kwargs, message):
-    with pytest.raises(ValueError, match=message):
+def test_bad_plateau_settings_are_refused(kwargs, error, message):
+    with pytest.raises(error, match=message):
         Plateau(**kwargs)

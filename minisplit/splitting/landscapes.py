@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from minisplit._validate import check_array, check_positive_int, make_rng
+from minisplit._checks import check_array, check_int, make_rng
 from minisplit.layers.dense import Dense
 from minisplit.layers.rbf import RBF
 from minisplit.network import Network
-from minisplit.splitting import split
+from minisplit.splitting.surgery import split
 
 
 def split_plane(net, X, y, layer, neuron, direction, s, t) -> np.ndarray:
@@ -101,7 +101,7 @@ def two_bumps(n=81, seed=0):
     >>> X.shape, y.shape
     ((81, 1), (81, 1))
     """
-    X = np.linspace(-3.0, 3.0, check_positive_int(n, "n"))[:, None]  # (n, 1)
+    X = np.linspace(-3.0, 3.0, check_int(n, "n", low=1))[:, None]  # (n, 1)
     y = np.exp(-0.5 * (X - 1.0) ** 2) + np.exp(-0.5 * (X + 1.0) ** 2)  # (n, 1)
     rng = make_rng(seed)
     net = Network([RBF(1, 1, width=1.0, seed=rng), Dense(1, 1, "identity", seed=rng)], "mse")

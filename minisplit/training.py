@@ -1,6 +1,6 @@
 """Parametric descent: mini-batch training with an optimiser until a step budget or a plateau.
 
-This is phase (1) of splitting steepest descent (MATH.md section 6): train the
+This is phase (1) of splitting steepest descent (docs/growth.md, "The loop"): train the
 current architecture until the loss stops improving, then look at splitting.
 Training is pure for the network (a new one comes back) and deterministic: the
 same network, data, optimiser settings and seed give bit-identical results.
@@ -8,13 +8,11 @@ same network, data, optimiser settings and seed give bit-identical results.
 
 from __future__ import annotations
 
-import math
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
 
-from minisplit._validate import check_nonnegative_int, check_positive_int, make_rng
+from minisplit._checks import check_int, check_real, check_type, make_rng
 
 
 @dataclass(frozen=True)
@@ -50,12 +48,8 @@ class Plateau:
     rel_tol: float = 1e-3
 
     def __post_init__(self):
-        check_positive_int(self.window, "window")
-        rel_tol = self.rel_tol
-        if isinstance(rel_tol, bool) or not isinstance(rel_tol, numbers.Real):
-            raise ValueError(f"rel_tol must be a non-negative number, got {rel_tol!r}")
-        if not (math.isfinite(rel_tol) and rel_tol >= 0):
-            raise ValueError(f"rel_tol must be a non-negative finite number, got {rel_tol!r}")
+        check_int(self.window, "window", low=1)
+        check_real(self.rel_tol, "rel_tol", low=0)
 
     def reached(self, losses) -> bool:
         """Whether ``losses`` (a sequence of floats, oldest first) has plateaued."""
@@ -109,9 +103,9 @@ def minibatches(n, batch_size, rng):
     >>> sorted(int(i) for _ in range(3) for i in next(batches))
     [0, 1, 2, 3, 4]
     """
-    n = check_positive_int(n, "n")
-    batch_size = check_positive_int(batch_size, "batch_size")
-    return _epochs(n, batch_size, make_rng(rng))
+    n = check_int(n, "n", low=1)
+    batch_size = check_int(batch_size, "batch_size", low=1)
+    return _epochs(n, batch_size, make_rng(rng, "rng"))
 
 
 def _epochs(n, batch_size, rng):
@@ -174,14 +168,17 @@ def train(
     (50, True)
     """
     X, y = _check_data(X, y)
-    steps = check_nonnegative_int(steps, "steps")
-    log_every = check_positive_int(log_every, "log_every")
-    if plateau is not None and not isinstance(plateau, Plateau):
-        raise TypeError(f"plateau must be a Plateau or None, got {type(plateau).__name__}")
+    steps = check_int(steps, "steps", low=0)
+    log_every = check_int(log_every, "log_every", low=1)
+    if plateau is not None:
+        check_type(plateau, "plateau", Plateau, "a Plateau or None")
     if batch_size is None:
         batches = None
     elif rng is None:
-        raise ValueError("rng must be a seed or a np.random.Generator when batch_size is set")
+        raise TypeError(
+            "rng must be an integer >= 0 or a np.random.Generator when batch_size is set, "
+            "got None"
+        )
     else:
         batches = minibatches(X.shape[0], batch_size, rng)
     current, losses = net.copy(), []

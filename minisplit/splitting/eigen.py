@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import eigh, eigh_tridiagonal
 
-from minisplit._validate import make_rng
+from minisplit._checks import check_choice, check_int, make_rng
 
 WHICH = ("min", "max")
 #: Lanczos steps between convergence checks (each check solves the small tridiagonals).
@@ -93,9 +93,9 @@ def lanczos_extreme(matvec, n, d, which="min", tol=1e-10, max_iter=None, seed=0)
     iterations : int
         Number of batched products used.
     """
-    if which not in WHICH:
-        raise ValueError(f"which must be one of {WHICH}, got {which!r}")
-    k_max = d if max_iter is None else max(1, min(int(max_iter), d))
+    check_choice(which, "which", WHICH)
+    max_iter = check_int(max_iter, "max_iter", low=1, none=True)
+    k_max = d if max_iter is None else min(max_iter, d)
     rng = make_rng(seed)
     Q = np.zeros((n, k_max, d))  # neuron i's Krylov basis is Q[i, :k+1], contiguous
     q = rng.standard_normal((n, d))

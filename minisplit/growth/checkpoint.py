@@ -30,7 +30,7 @@ import numpy as np
 
 from minisplit import io
 from minisplit._files import fsync_directory, write_atomic
-from minisplit.history import History
+from minisplit.growth.history import History
 from minisplit.network import Network
 
 #: Value of the ``format`` field of ``state.json``.

@@ -1,4 +1,4 @@
-"""Baseline surgeries: what each one does to the function, and to training afterwards."""
+"""Growth strategies: what each surgery does to the function, and to training afterwards."""
 
 from __future__ import annotations
 
@@ -7,19 +7,29 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minisplit import RBF, Dense, Network, datasets, mlp
-from minisplit.baselines import (
+from minisplit import (
+    RBF,
+    Dense,
+    GrowthConfig,
+    Network,
+    carry_state,
+    datasets,
+    mlp,
+    splitting_indices,
+)
+from minisplit.growth.strategies import (
+    STRATEGIES,
+    Round,
     check_gradmax,
     gradmax_matrix,
     gradmax_neurons,
     net2net_widen,
     new_neurons,
-    operations,
     random_directions,
     reinitialized,
 )
 from minisplit.optim import make_optimizer
-from minisplit.train import train
+from minisplit.training import train
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +69,7 @@ def test_net2net_copies_without_noise_stay_identical_under_training(problem, opt
     result = train(net, X, y, opt, steps=20)  # build some optimiser state first
     before = result.net
     wide = net2net_widen(before, 0, np.array([2]), 0.0, np.random.default_rng(0))
-    opt.after_surgery(before, 0, np.array([2]), "inherit")
+    opt.after_surgery(lambda arrays: carry_state(before, 0, arrays, np.array([2])), "inherit")
     trained = train(wide, X, y, opt, steps=200).net
     W1, b1, W2 = trained.layers[0].W, trained.layers[0].b, trained.layers[1].W
     np.testing.assert_array_equal(W1[4], W1[2])
@@ -144,18 +154,19 @@ def test_reinitialized_keeps_the_architecture_only():
 
 
 @pytest.mark.parametrize("strategy", ["random_split", "net2net", "new_neurons", "gradmax"])
-def test_operations_grow_the_same_number_per_layer(strategy):
+def test_growths_grow_the_same_number_per_layer(strategy):
     X, y = datasets.rbf_teacher(n=20, seed=0)
     net = mlp([1, 3, 3, 1], activation="tanh", seed=0)
     plan = {0: np.array([0, 2]), 1: np.array([1])}
-    ops = operations(strategy, net, X, y, plan, np.random.default_rng(0), noise=0.01)
-    assert [op[0] for op in ops] == [1, 0]
+    round_ = Round(net, X, y, plan, {}, {}, None, GrowthConfig(net2net_noise=0.01))
+    growths = STRATEGIES[strategy].growths(round_, np.random.default_rng(0))
+    assert [g.layer for g in growths] == [1, 0]
     grown, parents_seen = net, []
-    for _, neurons, _, op in ops:
-        grown, parents = op(grown, 0.1)
+    for g in growths:
+        grown, parents = g.apply(grown, 0.1)
         parents_seen.append(parents.tolist())
-        if neurons is not None:  # a split or a copy: each appended neuron has a parent
-            np.testing.assert_array_equal(parents, neurons)
+        if g.neurons is not None:  # a split or a copy: each appended neuron has a parent
+            np.testing.assert_array_equal(parents, g.neurons)
     assert grown.layers[0].n_neurons == 5 and grown.layers[1].n_neurons == 4
     if strategy in ("new_neurons", "gradmax"):
         assert parents_seen == [[-1], [-1, -1]]
@@ -190,3 +201,39 @@ def test_growth_at_zero_noise_preserves_the_function(widths, activation, m, seed
         np.testing.assert_allclose(g.forward(X), F, rtol=0, atol=1e-13)
     assert grown[0].layers[layer].n_neurons == widths[layer + 1] + m
     assert grown[2].layers[layer].n_neurons == widths[layer + 1] + neurons.size
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    widths=st.lists(st.integers(1, 4), min_size=3, max_size=4),
+    activation=st.sampled_from(["tanh", "swish"]),
+    name=st.sampled_from(sorted(STRATEGIES)),
+    seed=st.integers(0, 2**16),
+)
+def test_every_strategy_record_keeps_its_promises(widths, activation, name, seed):
+    """Each record grows one neuron per chosen layer, names its parents, and preserves the
+    function exactly when it says so (at eps = 0 for a strategy with a step size)."""
+    strategy = STRATEGIES[name]
+    rng = np.random.default_rng(seed)
+    net = mlp(widths, activation=activation, seed=seed)
+    X = rng.uniform(-2, 2, size=(6, widths[0]))  # (6, n_in)
+    y = rng.uniform(-1, 1, size=(6, widths[-1]))  # (6, n_out)
+    layers = list(range(len(widths) - 2))
+    pairs = {i: splitting_indices(net, X, y, i) for i in layers}
+    values, vectors = {i: p[0] for i, p in pairs.items()}, {i: p[1] for i, p in pairs.items()}
+    chosen = {i: np.array([0]) for i in layers}
+    round_ = Round(net, X, y, chosen, values, vectors, None, GrowthConfig(seed=seed))
+    growths = strategy.growths(round_, rng)
+    assert [g.layer for g in growths] == sorted(layers, reverse=True)
+    grown = net
+    for g in growths:
+        before = grown
+        grown, parents = g.apply(grown, 0.0 if strategy.has_eps else None)
+        added = grown.layers[g.layer].n_neurons - before.layers[g.layer].n_neurons
+        assert added == len(parents) and added <= 1
+        assert np.all((parents == -1) | ((parents >= 0) & (parents < before.layers[g.layer]
+                                                          .n_neurons)))
+    if strategy.preserves_function:
+        np.testing.assert_allclose(grown.forward(X), net.forward(X), rtol=0, atol=1e-13)
+    if name != "gradmax":  # GradMax adds at most rank(M) neurons, possibly none
+        assert all(grown.layers[i].n_neurons == net.layers[i].n_neurons + 1 for i in layers)

@@ -1,0 +1,265 @@
+"""Several strategies over several seeds on one data set, with the same training budget.
+
+:func:`compare` runs them; a :class:`Comparison` holds the histories and computes the
+tables people read from them -- :meth:`Comparison.by_size` (a metric at every size,
+over seeds) is the one table the command line, the benchmarks and the tutorials print.
+
+Besides the growth strategies (:data:`minisplit.growth.strategies.STRATEGIES`), a
+comparison can run *reference* runs that do not grow, one record each in
+:data:`REFERENCES`: "fixed" trains the final architecture of the same seed's
+splitting run from scratch for that run's total steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from minisplit._checks import check_callable, check_choice, check_int, check_type
+from minisplit._files import write_atomic
+from minisplit.growth.config import GrowthConfig
+from minisplit.growth.history import VERSION, History
+from minisplit.growth.loop import grow, train_fixed
+from minisplit.growth.strategies import STRATEGIES
+
+#: Value of the ``format`` field of a comparison file.
+FORMAT = "minisplit.comparison"
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A reference run of a comparison that does not grow (one row of :data:`REFERENCES`).
+
+    ``after`` names the strategy whose run of the same seed it needs;
+    ``run(grown, parts, config) -> GrowthResult`` with ``grown`` that run's
+    GrowthResult and ``parts = (X_train, y_train, X_test, y_test)``;
+    ``describe(grown) -> str`` says in a few words what the run will do (progress lines).
+    """
+
+    name: str
+    after: str
+    run: Callable
+    describe: Callable
+    summary: str = ""
+
+
+def _fixed(grown, parts, config):
+    final, steps = grown.net, grown.history.total_steps
+    return train_fixed(final, parts[0], parts[1], config, steps, *parts[2:])
+
+
+#: Reference runs a comparison can include, by name.
+REFERENCES = {
+    r.name: r
+    for r in (
+        Reference("fixed", "splitting", _fixed,
+                  lambda grown: f"{grown.history.total_steps} steps from scratch",
+                  "the final architecture of splitting, trained from scratch as long"),
+    )
+}
+#: Every name :func:`compare` accepts, in table order: the strategies, then the references.
+RUN_NAMES = (*STRATEGIES, *REFERENCES)
+
+
+def compare(data, make_net, config=None, strategies=RUN_NAMES, seeds=(0,), progress=None):
+    """Run several strategies over several seeds on one data set, with the same training budget.
+
+    Each (strategy, seed) runs :func:`minisplit.grow` from ``make_net(seed)`` with
+    ``config`` (strategy and seed replaced): the same optimiser, steps per round,
+    plateau rule and budget for all. A reference run (:data:`REFERENCES`, e.g.
+    "fixed") runs after the strategy it needs, for the same seed.
+
+    Parameters
+    ----------
+    data : minisplit.datasets.Dataset
+    make_net : callable
+        ``seed -> Network``, the starting network.
+    config : GrowthConfig or None
+    strategies : sequence of str
+        Distinct names from :data:`RUN_NAMES` (a reference needs its ``after`` strategy).
+    seeds : sequence of int
+        Each an integer >= 0.
+    progress : callable or None
+        Receives :func:`minisplit.grow`'s events with ``"strategy"`` and ``"seed"`` added,
+        and for a reference run ``{"event": "reference", "text"}`` before it and
+        ``{"event": "stop", "round": 0, "reason": "steps"}`` after it.
+
+    Returns
+    -------
+    Comparison
+    """
+    config = GrowthConfig() if config is None else check_type(config, "config", GrowthConfig)
+    strategies = list(strategies)
+    for name in strategies:
+        check_choice(name, "each strategy", RUN_NAMES)
+    if not strategies or len(set(strategies)) != len(strategies):
+        raise ValueError(f"strategies must be distinct names of {RUN_NAMES}, got {strategies}")
+    for name in strategies:
+        if name in REFERENCES and REFERENCES[name].after not in strategies:
+            raise ValueError(f'"{name}" needs the runs of "{REFERENCES[name].after}": include both')
+    seeds = [check_int(s, "each seed", low=0) for s in seeds]
+    check_callable(make_net, "make_net", "a callable seed -> Network")
+    check_callable(progress, "progress", none=True)
+    histories, nets = {s: [] for s in strategies}, {s: [] for s in strategies}
+    parts = (data.X_train, data.y_train, data.X_test, data.y_test)
+    for seed in seeds:
+        results = {}
+        for name in sorted(strategies, key=lambda s: s in REFERENCES):  # references last
+            report = None if progress is None else _tagged(progress, name, seed)
+            if name in REFERENCES:
+                ref, grown = REFERENCES[name], results[REFERENCES[name].after]
+                run = dataclasses.replace(config, seed=seed, strategy=ref.after)
+                if report is not None:
+                    report({"event": "reference", "text": ref.describe(grown)})
+                result = ref.run(grown, parts, run)
+                if report is not None:
+                    report({"event": "stop", "round": 0, "reason": result.history.meta[
+                        "stop_reason"]})
+            else:
+                run = dataclasses.replace(config, seed=seed, strategy=name)
+                result = grow(make_net(seed), *parts[:2], run, *parts[2:], progress=report)
+            results[name] = result
+            histories[name].append(result.history)
+            nets[name].append(result.net)
+    return Comparison(data.name, seeds, histories, nets)
+
+
+def _tagged(progress, strategy, seed):
+    return lambda event: progress({**event, "strategy": strategy, "seed": seed})
+
+
+#: Numeric columns of :meth:`Comparison.rows` that :meth:`Comparison.summary` averages.
+SUMMARY_FIELDS = (
+    "n_neurons", "params", "flops", "train_loss", "test_loss", "train_accuracy",
+    "test_accuracy", "total_steps", "time_train", "time_split",
+)
+#: Round fields :meth:`Comparison.by_size` can tabulate.
+METRICS = ("train_loss", "test_loss", "train_accuracy", "test_accuracy")
+
+
+@dataclass(frozen=True)
+class SizeCell:
+    """A metric at one size over the seeds whose run trained at that size.
+
+    ``median``, ``low`` (min) and ``high`` (max) of the values; ``count`` how many
+    seeds trained at exactly that size, of ``n_seeds``.
+    """
+
+    median: float
+    low: float
+    high: float
+    count: int
+    n_seeds: int
+
+    @property
+    def every_seed(self) -> bool:
+        """Whether every seed's run trained at this size."""
+        return self.count == self.n_seeds
+
+
+@dataclass
+class Comparison:
+    """Several growth strategies run over several seeds on one data set (:func:`compare`).
+
+    Attributes
+    ----------
+    dataset : str
+    seeds : list of int
+    histories : dict {strategy: list of History}, one per seed, in ``seeds`` order.
+    nets : dict {strategy: list of Network} or None
+        The final networks (not written by :meth:`save`).
+    """
+
+    dataset: str
+    seeds: list
+    histories: dict
+    nets: dict | None = None
+
+    def by_size(self, metric) -> dict:
+        """``{strategy: {n_neurons: SizeCell}}``: ``metric`` at the end of the round trained
+        at each size, over the seeds whose run had that size (sizes ascending).
+
+        A run that trained twice at one size (a surgery that added nothing) counts
+        its last round there. Rounds whose metric is None (no test data) are skipped.
+
+        Examples
+        --------
+        >>> import minisplit as ms
+        >>> data = ms.datasets.load("rbf_teacher", n=40)
+        >>> c = ms.compare(data, lambda s: ms.mlp([1, 2, 1], seed=s),
+        ...                ms.GrowthConfig(budget=3, steps_per_round=20), ["splitting"], [0, 1])
+        >>> cell = c.by_size("test_loss")["splitting"][3]
+        >>> cell.count, cell.low <= cell.median <= cell.high
+        (2, True)
+        """
+        check_choice(metric, "metric", METRICS)
+        table = {}
+        for strategy, runs in self.histories.items():
+            at = {}  # size -> values over seeds
+            for history in runs:
+                last = {r.n_neurons: getattr(r, metric) for r in history.rounds}
+                for size, value in last.items():
+                    if value is not None:
+                        at.setdefault(size, []).append(value)
+            table[strategy] = {
+                size: SizeCell(float(statistics.median(v)), float(min(v)), float(max(v)),
+                               len(v), len(runs))
+                for size, v in sorted(at.items())
+            }
+        return table
+
+    def rows(self) -> list[dict]:
+        """One table row per (strategy, seed): final sizes, losses, accuracies, steps, times."""
+        out = []
+        for strategy, runs in self.histories.items():
+            for seed, h in zip(self.seeds, runs):
+                last = h.rounds[-1]
+                row = {"strategy": strategy, "seed": seed, "rounds": len(h.rounds) - 1}
+                row.update({k: getattr(last, k) for k in ("neurons", *SUMMARY_FIELDS[:8])})
+                row["time_train"] = float(sum(h.column("time_train")))
+                row["time_split"] = float(sum(h.column("time_split")))
+                row["stop_reason"] = h.meta.get("stop_reason")
+                out.append(row)
+        return out
+
+    def summary(self) -> list[dict]:
+        """Per strategy, the mean and standard deviation over seeds of :data:`SUMMARY_FIELDS`."""
+        rows, out = self.rows(), []
+        for strategy in self.histories:
+            mine = [r for r in rows if r["strategy"] == strategy]
+            entry = {"strategy": strategy, "seeds": len(mine)}
+            for name in SUMMARY_FIELDS:
+                values = [r[name] for r in mine if r[name] is not None]
+                entry[f"{name}_mean"] = float(np.mean(values)) if values else None
+                entry[f"{name}_std"] = float(np.std(values)) if values else None
+            out.append(entry)
+        return out
+
+    def to_json(self) -> str:
+        """The comparison (histories, not networks) as JSON text."""
+        doc = {
+            "format": FORMAT, "version": VERSION, "dataset": self.dataset, "seeds": self.seeds,
+            "histories": {s: [h.to_dict() for h in hs] for s, hs in self.histories.items()},
+        }
+        return json.dumps(doc, sort_keys=True)
+
+    def save(self, path) -> None:
+        """Write :meth:`to_json` to ``path`` atomically."""
+        text = self.to_json().encode("utf-8")
+        write_atomic(path, lambda f: f.write(text))
+
+    @classmethod
+    def load(cls, path) -> Comparison:
+        """Read a comparison written by :meth:`save` (``nets`` is None)."""
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+            raise ValueError(f"{os.fspath(path)!r} is not a minisplit comparison file")
+        histories = {s: [History.from_dict(h) for h in hs] for s, hs in doc["histories"].items()}
+        return cls(doc["dataset"], doc["seeds"], histories)

@@ -1,0 +1,275 @@
+"""Split surgery: new networks whose layers have more (or moved) neurons.
+
+The layers know their own surgery (``NeuronLayer.with_neuron_params``,
+``ReadingLayer.out_weights`` and ``with_out_weights``; :mod:`minisplit.layers.base`);
+this module finds a neuron layer's reader and rewrites both through one primitive,
+:func:`regrow`. Every function returns a new network; the input is untouched.
+
+Neuron i is replaced by offspring theta_i + eps s_j v with output weights w_j
+(sum_j w_j = 1, sum_j w_j s_j = 0): every weight of the reader that multiplies unit i
+is multiplied by w_j for offspring j (docs/surgery.md). Appended neurons go at the end.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minisplit._checks import check_array, check_real
+from minisplit.layers.base import ReadingLayer
+from minisplit.splitting.matrices import neuron_layer
+
+
+def reader_index(net, layer) -> int:
+    """Index of the layer that reads layer ``layer``'s units linearly.
+
+    Only unit-passing layers (pooling, flatten) may stand in between. Raises
+    ValueError for the output layer (nothing reads it: splitting it would
+    change the number of outputs) and for a non-linear reader (RBF).
+    """
+    neuron_layer(net, layer)
+    for index in range(layer + 1, len(net.layers)):
+        obj = net.layers[index]
+        if obj.passes_units:
+            continue
+        if not isinstance(obj, ReadingLayer):
+            raise ValueError(
+                f"layer {layer} feeds layer {index} ({type(obj).__name__}), which reads its "
+                "input non-linearly: a split unit cannot be halved into it"
+            )
+        return index
+    raise ValueError(
+        f"layer {layer} is the output layer: its neurons are the network's outputs and "
+        "cannot be split"
+    )
+
+
+def is_growable(net, layer) -> bool:
+    """Whether ``layer`` is a neuron layer with a linear reader (one that surgery can grow)."""
+    try:
+        reader_index(net, layer)
+    except ValueError:
+        return False
+    return True
+
+def _check_neurons(obj, neurons) -> np.ndarray:
+    """Distinct neuron indices of ``obj`` as an int64 vector (empty allowed: a no-op)."""
+    neurons = np.asarray(neurons)
+    if neurons.size == 0:
+        neurons = neurons.astype(np.int64)  # np.asarray([]) is float; empty is a valid no-op plan
+    if not np.issubdtype(neurons.dtype, np.integer):
+        raise TypeError(f"neurons must be integer indices, got dtype {neurons.dtype}")
+    if neurons.ndim != 1:
+        raise ValueError(f"neurons must be a 1-D array of indices, got shape {neurons.shape}")
+    if neurons.size and (neurons.min() < 0 or neurons.max() >= obj.n_neurons):
+        raise ValueError(f"neurons must be indices in [0, {obj.n_neurons}), got {neurons}")
+    if np.unique(neurons).size != neurons.size:
+        raise ValueError(f"neurons must be distinct indices, got {neurons}")
+    return neurons.astype(np.int64)
+
+
+def _check_plan(obj, neurons, directions, eps):
+    neurons = _check_neurons(obj, neurons)
+    directions = check_array(directions, "directions")
+    if directions.shape != (neurons.size, obj.neuron_dim):
+        raise ValueError(
+            f"directions must have shape ({neurons.size}, {obj.neuron_dim}), "
+            f"got {directions.shape}"
+        )
+    return neurons, directions, check_real(eps, "eps", low=0)
+
+
+def regrow(net, layer, theta, out_weights):
+    """A new network whose layer ``layer`` has neurons ``theta`` read with ``out_weights``.
+
+    The single surgery primitive behind :func:`split`, :func:`signed_split`,
+    :func:`add_neurons` and every growth strategy: rows of ``theta`` (n', d) are the
+    neurons, ``out_weights`` (n', ...) the reader's weights on each of them (rows
+    like ``reader.out_weights(n)``). The input network is untouched.
+    """
+    obj = neuron_layer(net, layer)
+    r = reader_index(net, layer)
+    theta = np.asarray(theta, dtype=np.float64)
+    out_weights = np.asarray(out_weights, dtype=np.float64)
+    if out_weights.shape[0] != theta.shape[0]:
+        raise ValueError(
+            f"out_weights must have {theta.shape[0]} unit rows, got {out_weights.shape[0]}"
+        )
+    new = net.copy()
+    new.layers[layer] = obj.with_neuron_params(theta)
+    new.layers[r] = net.layers[r].with_out_weights(out_weights)
+    return new
+
+
+def grown_parts(net, layer):
+    """``(theta, out_weights)``: copies of a growable layer's neuron rows and its reader's
+    weights on them, the two arrays every surgery edits before :func:`regrow`."""
+    obj = neuron_layer(net, layer)
+    return obj.neuron_params(), net.layers[reader_index(net, layer)].out_weights(obj.n_neurons)
+
+
+def split(net, layer, neurons, directions, eps) -> object:
+    """Split neurons along given directions: theta_i +- eps v_i, outputs weighted 1/2, 1/2.
+
+    Neuron ``neurons[j]`` becomes ``theta + eps * directions[j]`` in place and a
+    new neuron ``theta - eps * directions[j]`` is appended at the end of the
+    layer (in the order of ``neurons``). Every weight of the next reading layer
+    that reads the neuron is copied to the new unit and both copies are
+    multiplied by 1/2. At eps = 0 the network computes the same function.
+
+    Parameters
+    ----------
+    net : Network
+    layer : int
+        A neuron layer that is not the output layer.
+    neurons : array of int (m,)
+        Distinct neuron indices.
+    directions : ndarray (m, d)
+        One direction per neuron (e.g. v_min from :func:`splitting_indices`).
+    eps : float
+        Step size, >= 0.
+
+    Returns
+    -------
+    Network
+        A new network with m more neurons in ``layer``; ``net`` is untouched.
+    """
+    return _two_offspring(net, layer, neurons, directions, eps, weight=0.5, sign=-1.0)
+
+
+def signed_split(net, layer, neurons, directions, eps, alpha=1.0) -> object:
+    """Split with one negative output weight (docs/splitting.md, section 9).
+
+    Neuron theta becomes two offspring::
+
+        theta_1 = theta + eps v,                  output weight -alpha  (appended)
+        theta_2 = theta + eps alpha/(1+alpha) v,  output weight 1+alpha (in place)
+
+    With v = v_max the loss changes by -(eps^2/2) alpha/(1+alpha) lambda_max +
+    O(eps^3), so a splitting-stable neuron (lambda_min >= 0) can still be
+    escaped when lambda_max > 0. Weights sum to 1 and the weighted mean offset
+    is zero, so at eps = 0 the function is unchanged.
+
+    Parameters
+    ----------
+    net, layer, neurons, directions, eps
+        As in :func:`split` (use v_max, ``which="max"``).
+    alpha : float
+        > 0, the magnitude of the negative weight.
+
+    Returns
+    -------
+    Network
+    """
+    alpha = check_real(alpha, "alpha", low=0, low_open=True)
+    return _two_offspring(net, layer, neurons, directions, eps, weight=-alpha, sign=1.0)
+
+
+def _two_offspring(net, layer, neurons, directions, eps, weight, sign):
+    """Offspring theta + eps s v (appended, output weight w) and theta + eps t v (in place,
+    output weight 1 - w), with t = -w s / (1 - w) so the weighted mean offset is zero."""
+    neurons, directions, eps = _check_plan(neuron_layer(net, layer), neurons, directions, eps)
+    theta, out_weights = grown_parts(net, layer)  # (n, d), (n, ...)
+    keep = 1.0 - weight
+    appended = theta[neurons] + eps * sign * directions  # (m, d)
+    theta[neurons] += eps * (-weight * sign / keep) * directions
+    new_weights = out_weights[neurons] * weight  # (m, ...)
+    out_weights[neurons] *= keep
+    return regrow(
+        net, layer, np.vstack([theta, appended]), np.concatenate([out_weights, new_weights])
+    )
+
+
+def split_many(net, plan, eps) -> object:
+    """Split neurons of several layers at once.
+
+    Parameters
+    ----------
+    plan : dict {layer: (neurons, directions)}
+        Directions computed on ``net`` (before any split).
+    eps : float
+
+    Notes
+    -----
+    Layers are split from the deepest to the shallowest, so a layer's split
+    never changes the dimension of a deeper neuron's direction; the second-order
+    effects of the splits add (docs/splitting.md, section 6).
+    """
+    if not isinstance(plan, dict):
+        raise TypeError(f"plan must be a dict {{layer: (neurons, directions)}}, got {plan!r}")
+    for layer in sorted(plan, reverse=True):
+        neurons, directions = plan[layer]
+        net = split(net, layer, neurons, directions, eps)
+    return net
+
+
+def add_neurons(net, layer, theta, out_weights) -> object:
+    """Append brand-new neurons with given incoming and outgoing weights.
+
+    Parameters
+    ----------
+    net : Network
+    layer : int
+        A neuron layer that is not the output layer.
+    theta : ndarray (m, d)
+        The new neurons' parameters (rows like ``neuron_params``).
+    out_weights : ndarray (m, ...)
+        The reader's weights on each new unit, shaped like rows of
+        ``reader.out_weights(n)`` (Dense reader: (m, n_out, block)).
+
+    Returns
+    -------
+    Network
+        With zero ``out_weights`` the function is unchanged.
+    """
+    old_theta, old_weights = grown_parts(net, layer)
+    theta = check_array(theta, "theta")
+    out_weights = check_array(out_weights, "out_weights")
+    if theta.ndim != 2 or theta.shape[1] != old_theta.shape[1]:
+        raise ValueError(f"theta must have shape (m, {old_theta.shape[1]}), got {theta.shape}")
+    if out_weights.shape != (theta.shape[0],) + old_weights.shape[1:]:
+        raise ValueError(
+            f"out_weights must have shape {(theta.shape[0],) + old_weights.shape[1:]}, "
+            f"got {out_weights.shape}"
+        )
+    return regrow(
+        net, layer, np.vstack([old_theta, theta]), np.concatenate([old_weights, out_weights])
+    )
+
+
+def carry_state(net, layer, arrays, parents) -> list:
+    """Carry arrays shaped like ``net.params`` (e.g. optimiser state) through a surgery.
+
+    After a surgery that appended neurons to ``layer`` (all of :func:`split`,
+    :func:`signed_split`, :func:`add_neurons` keep old neurons at their
+    indices), new neuron i takes the rows of its parent ``parents[i]`` in the
+    layer's parameters and in its reader's input weights, or zeros when
+    ``parents[i] == -1`` (a brand-new neuron). Old rows are unchanged.
+
+    Parameters
+    ----------
+    net : Network
+        The network *before* the surgery.
+    layer : int
+    arrays : list of arrays shaped like ``net.params``
+    parents : array of int (m,)
+        Parent index in [0, n) or -1, one per appended neuron.
+
+    Returns
+    -------
+    list of arrays shaped like the new network's ``params``.
+    """
+    n = neuron_layer(net, layer).n_neurons
+    parents = np.asarray(parents, dtype=np.int64)
+    if parents.ndim != 1 or (parents.size and (parents.min() < -1 or parents.max() >= n)):
+        raise ValueError(f"parents must be indices in [-1, {n}), got {parents}")
+    state = net.with_params(arrays)
+    theta, out_weights = grown_parts(state, layer)
+    known = parents >= 0
+    source = np.maximum(parents, 0)
+    new_theta = np.where(known[:, None], theta[source], 0.0)  # (m, d): 0 for a brand-new neuron
+    mask = known.reshape((-1,) + (1,) * (out_weights.ndim - 1))
+    new_weights = np.where(mask, out_weights[source], 0.0)  # (m, ...)
+    grown = regrow(
+        state, layer, np.vstack([theta, new_theta]), np.concatenate([out_weights, new_weights])
+    )
+    return [p.copy() for p in grown.params]
