@@ -13,7 +13,7 @@ The packages, in the one-way order data flows (docs/architecture.md):
 
 import warnings
 
-from minisplit import datasets, gradcheck, growth, plots, splitting
+from minisplit import datasets, gradcheck, growth, splitting
 from minisplit.activations import ACTIVATIONS, get_activation
 from minisplit.growth import (
     Comparison,
@@ -70,10 +70,16 @@ _DEPRECATED = {
 }
 
 
-def __getattr__(name):
-    if name in _DEPRECATED:
-        import importlib
+#: Public modules imported on first use (matplotlib costs most of minisplit's start-up).
+_LAZY = {"plots": "minisplit.plots"}
 
+
+def __getattr__(name):
+    import importlib
+
+    if name in _LAZY:
+        return importlib.import_module(_LAZY[name])
+    if name in _DEPRECATED:
         module, advice = _DEPRECATED[name]
         warnings.warn(f"{advice}; the old name will go", DeprecationWarning, stacklevel=2)
         return importlib.import_module(module)

@@ -90,10 +90,15 @@ def check_real(
     ValueError
         If it is NaN, infinite or outside the bounds.
 
+    NumPy scalars are accepted and returned as a Python float; a float32 or float16 is
+    read as the shortest decimal that prints it (``np.float32(0.3)`` is 0.3).
+
     Examples
     --------
     >>> check_real(0.5, "fraction", low=0, high=1, low_open=True)
     0.5
+    >>> check_real(np.float32(0.3), "fraction")
+    0.3
     >>> check_real(float("nan"), "lr", low=0, low_open=True)
     Traceback (most recent call last):
     ...
@@ -107,6 +112,9 @@ def check_real(
         what = f"None or {what}"
     if _is_bool(value) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be {what}, got {_describe(value)}")
+    if isinstance(value, np.floating) and value.dtype.itemsize < 8:
+        # a float32 0.3 means 0.3: its shortest decimal, not 0.30000001192092896
+        value = float(str(value))
     value = float(value)
     bad = not math.isfinite(value)
     bad |= low is not None and (value <= low if low_open else value < low)

@@ -154,7 +154,7 @@ def _read_meta(arrays: dict, path: str) -> dict:
         raise ValueError(f"{path!r}: the {_META_KEY!r} entry must be a uint8 vector")
     try:
         meta = json.loads(header.tobytes().decode("utf-8"))
-    except ValueError as err:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+    except (ValueError, RecursionError) as err:  # UnicodeDecodeError, JSONDecodeError, nesting
         raise ValueError(f"{path!r}: the {_META_KEY!r} entry is not UTF-8 JSON: {err}") from err
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ValueError(f"{path!r} is not a minisplit network file: no format tag {FORMAT!r}")

@@ -11,6 +11,7 @@ R-image together (docs/derivatives.md). It is exact, not a finite difference.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -122,6 +123,17 @@ class Network:
             start += n
         return new
 
+    def _with_params_unchecked(self, params) -> Network:
+        """:meth:`with_params` for the inner loop of training: a list, no checks."""
+        layers, start = [], 0
+        for obj in self.layers:
+            n = len(obj.param_names)
+            twin = copy.copy(obj)  # the configuration is shared, the parameters are new
+            twin._assign(params[start : start + n])
+            layers.append(twin)
+            start += n
+        return Network(layers, self.loss_fn)
+
     def copy(self) -> Network:
         """An independent copy (layers and parameter arrays copied)."""
         return Network([obj.copy() for obj in self.layers], self.loss_fn.name)
@@ -176,6 +188,10 @@ class Network:
         ``g = douts[layer]``.
         """
         _, y, F, caches = self._check_Xy(X, y)
+        return self._backward(F, y, caches)
+
+    def _backward(self, F, y, caches) -> Backprop:
+        """The loss and the backward pass from a forward pass's output and caches (unchecked)."""
         value, loss_cache = self.loss_fn.forward(F, y)
         dA = self.loss_fn.backward(loss_cache)
         douts = [None] * len(self.layers)
@@ -189,6 +205,13 @@ class Network:
     def loss_and_grad(self, X, y):
         """The mean loss and its gradient, a list shaped like ``params``."""
         result = self.backprop(X, y)
+        return result.loss, result.grads
+
+    def _loss_and_grad_unchecked(self, X, y):
+        """:meth:`loss_and_grad` for inputs already checked (float64 X, targets as the loss
+        takes them): the training loop's inner step."""
+        F, caches = self._forward(X)
+        result = self._backward(F, y, caches)
         return result.loss, result.grads
 
     # ---- second order ---------------------------------------------------------------

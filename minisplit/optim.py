@@ -70,6 +70,10 @@ class _Optimizer:
             raise ValueError(
                 f"grads must have the shapes of params {_shapes(params)}, got {_shapes(grads)}"
             )
+        return self._advance(params, grads)
+
+    def _advance(self, params, grads) -> list[np.ndarray]:
+        """:meth:`step` without the input checks (the training loop's inner step)."""
         if not self._state:
             self._state = {k: [np.zeros_like(p) for p in params] for k in self.state_keys}
         self._check_state_matches(params, "params")

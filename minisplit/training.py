@@ -8,11 +8,20 @@ same network, data, optimiser settings and seed give bit-identical results.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from minisplit._checks import check_int, check_real, check_type, make_rng
+from minisplit.network import Network
+
+#: A loss more than this many times (1 + the loss at the start of ``train``) is divergence.
+DIVERGED = 1e10
+
+
+class DivergenceError(ArithmeticError):
+    """Training blew up: the loss became NaN or inf, or grew by more than :data:`DIVERGED`."""
 
 
 @dataclass(frozen=True)
@@ -167,7 +176,10 @@ def train(
     >>> result.steps_run, result.losses[-1] < result.losses[0]
     (50, True)
     """
+    check_type(net, "net", Network)
     X, y = _check_data(X, y)
+    _, y, _, _ = net._check_Xy(X, y)  # once: the steps below take checked arrays
+    X = np.asarray(X, dtype=np.float64)
     steps = check_int(steps, "steps", low=0)
     log_every = check_int(log_every, "log_every", low=1)
     if plateau is not None:
@@ -181,16 +193,22 @@ def train(
         )
     else:
         batches = minibatches(X.shape[0], batch_size, rng)
-    current, losses = net.copy(), []
+    current, losses, start = net.copy(), [], None
     for step in range(steps):
         if batches is None:
-            value, grads = current.loss_and_grad(X, y)
+            value, grads = current._loss_and_grad_unchecked(X, y)
         else:
             index = next(batches)
-            value, grads = current.loss_and_grad(X[index], y[index])
+            value, grads = current._loss_and_grad_unchecked(X[index], y[index])
+        start = value if start is None else start
+        if not math.isfinite(value) or value > DIVERGED * (1.0 + start):
+            raise DivergenceError(
+                f"training diverged at step {step}: the loss went from {start:.4g} to "
+                f"{value:.4g}; lower the learning rate ({optimizer!r})"
+            )
         if step % log_every == 0:
             losses.append(float(value))
             if plateau is not None and plateau.reached(losses):
                 return TrainResult(current, losses, step, True)
-        current = current.with_params(optimizer.step(current.params, grads))
+        current = current._with_params_unchecked(optimizer._advance(current.params, grads))
     return TrainResult(current, losses, steps, False)

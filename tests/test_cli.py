@@ -2,6 +2,8 @@
 
 import contextlib
 import io
+import json
+import os
 import subprocess
 import sys
 
@@ -156,7 +158,7 @@ def test_an_output_folder_that_cannot_be_made_exits_2(tmp_path, capsys):
         main(["grow", "--out", str(blocker / "out")])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "--out: cannot make the folder" in err
+    assert err.count("\n") == 1 and "cannot be written" in err and str(blocker) in err
 
 
 def test_a_bad_option_exits_2_from_the_shell():
@@ -199,6 +201,9 @@ GROW_OPTIONS = (
     "--fraction",
     "--k",
     "--out",
+    "--checkpoint",
+    "--resume",
+    "--overwrite",
     "--quiet",
 )
 
@@ -258,7 +263,9 @@ def test_grow_writes_the_promised_files(grow_run):
         "comparison.png",
         "accuracy.png",
     }
-    assert {p.name for p in out_dir.iterdir()} == expected
+    assert {p.name for p in out_dir.iterdir()} == expected | {".minisplit-output.json"}
+    marker = json.loads((out_dir / ".minisplit-output.json").read_text())
+    assert sorted(marker["files"]) == sorted(expected)
     for name in expected:
         assert name in text
     assert str(out_dir.resolve()) in text
@@ -360,3 +367,95 @@ def test_size_table_takes_the_median_of_the_seeds_that_reached_a_size():
         ["2", "2", "7.5"],
         ["3", "9", "0.5"],
     ]
+
+
+# ---- the output folder: replaced as a set, never mixed, never someone else's ---------------
+
+QUICK = ["grow", "--seeds", "1", "--start", "1", "--budget", "2", "--steps", "10", "--quiet",
+         "--strategies", "splitting"]
+
+
+def _files(folder):
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def test_a_rerun_replaces_the_previous_outputs_as_a_set(tmp_path, capsys):
+    out = tmp_path / "o"
+    assert main([*QUICK, "--task", "moons", "--out", str(out)]) == 0
+    assert (out / "accuracy.png").exists()
+    assert main([*QUICK, "--task", "rbf_teacher", "--out", str(out)]) == 0
+    names = {p.name for p in out.iterdir()}
+    assert "accuracy.png" not in names  # the classification run's stale figure is gone
+    assert History.load(out / "history.json").meta["task"] == "regression"
+    assert [p.name for p in tmp_path.iterdir()] == ["o"]  # no staging folder left behind
+
+
+def test_a_folder_with_other_files_is_refused_before_any_work(tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "thesis.tex").write_text("do not lose me")
+    with pytest.raises(SystemExit) as exit_info:
+        main([*QUICK, "--out", str(out)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "holds files minisplit did not write (thesis.tex)" in err
+    assert _files(out) == {"thesis.tex": b"do not lose me"}
+
+
+def test_ctrl_c_prints_one_line_exits_130_and_keeps_the_previous_outputs(tmp_path, capsys,
+                                                                        monkeypatch):
+    out = tmp_path / "o"
+    assert main([*QUICK, "--task", "moons", "--out", str(out)]) == 0
+    before = _files(out)
+    import minisplit.cli.grow as grow_command
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(grow_command, "write_outputs", interrupted)
+    capsys.readouterr()
+    assert main([*QUICK, "--task", "rbf_teacher", "--out", str(out)]) == 130
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "interrupted" in err
+    assert _files(out) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["o"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_FSIZE is POSIX")
+def test_a_write_that_hits_a_file_size_limit_fails_cleanly_and_keeps_the_old_outputs(tmp_path):
+    import resource
+
+    out = tmp_path / "o"
+    argv = [sys.executable, "-m", "minisplit", *QUICK, "--task", "moons", "--out", str(out)]
+    assert subprocess.run(argv, capture_output=True).returncode == 0
+    before = _files(out)
+
+    def small_files():  # in the child: no file may grow beyond 25 KB
+        resource.setrlimit(resource.RLIMIT_FSIZE, (25 * 1024, 25 * 1024))
+
+    limited = subprocess.run([*argv[:-4], "--task", "rbf_teacher", "--out", str(out)],
+                             capture_output=True, text=True, preexec_fn=small_files)
+    assert limited.returncode == 1, limited.stderr
+    assert limited.stderr.count("\n") == 1 and "cannot write the outputs" in limited.stderr
+    assert _files(out) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["o"]
+
+
+def test_a_checkpointed_comparison_is_refused_again_unless_resumed_or_overwritten(tmp_path,
+                                                                                capsys):
+    ck = str(tmp_path / "ck")
+    argv = [*QUICK, "--task", "moons", "--checkpoint", ck, "--out", str(tmp_path / "o")]
+    assert main(argv) == 0
+    first = capsys.readouterr().out
+    assert sorted(os.listdir(tmp_path / "ck" / "splitting")) == ["seed-0"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds the checkpoint of a run" in err
+    assert main([*argv, "--resume"]) == 0  # finished runs resume at their end
+    assert capsys.readouterr().out == first
+    assert main([*argv[:-4], "--lr", "0.05", *argv[-4:], "--overwrite"]) == 0
+    with pytest.raises(SystemExit):
+        main([*QUICK, "--resume", "--out", str(tmp_path / "p")])
+    assert "need a --checkpoint" in capsys.readouterr().err

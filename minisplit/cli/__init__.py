@@ -96,4 +96,8 @@ def main(argv=None) -> int:
     if not argv or (argv[0].startswith("-") and argv[0] not in TOP_LEVEL_OPTIONS):
         argv = [DEFAULT_COMMAND, *argv]  # options without a command belong to the default
     args = build_parser().parse_args(argv)
-    return COMMANDS[args.command].run(args)
+    try:
+        return COMMANDS[args.command].run(args)
+    except KeyboardInterrupt:
+        print(f"minisplit {args.command}: interrupted; nothing was written", file=sys.stderr)
+        return 130

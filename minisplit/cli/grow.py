@@ -13,10 +13,10 @@ import argparse
 import os
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
-from minisplit import GrowthConfig, Network, compare, datasets, growth, mlp, plots
+from minisplit import GrowthConfig, Network, compare, datasets, growth, mlp
 from minisplit.cli._args import eps_value, fail, positive_int
+from minisplit.cli._output import MARKER, OutputFolder
 
 
 @dataclass(frozen=True)
@@ -155,18 +155,19 @@ def report(comparison, task) -> str:
     return "\n\n".join(parts)
 
 
-def write_outputs(comparison, task, table, out) -> list[Path]:
-    """Figures, JSON and the table into ``out``; return the paths written.
+def write_outputs(comparison, task, table, out) -> None:
+    """Figures, JSON and the table into ``out`` (an :class:`OutputFolder`, or a folder path).
 
     The training curve and the spectrum are those of the first strategy's first
     seed (splitting's, unless --strategies leaves it out).
     """
+    from minisplit import plots  # matplotlib: imported only when figures are drawn
+
     name, first = next((m, runs[0]) for m, runs in comparison.histories.items())
     title = f"{comparison.dataset}: {name}, seed {comparison.seeds[0]}"
-    paths = {name: out / name for name in ("history.json", "comparison.json", "table.txt")}
-    first.save(paths["history.json"])
-    comparison.save(paths["comparison.json"])
-    paths["table.txt"].write_text(table + "\n", encoding="utf-8")
+    first.save(out / "history.json")
+    comparison.save(out / "comparison.json")
+    (out / "table.txt").write_text(table + "\n", encoding="utf-8")
     figures = {
         "training.png": lambda p: plots.plot_training(first, p, f"{title}: training loss"),
         "spectrum.png": lambda p: plots.plot_spectrum(first, p, f"{title}: splitting indices"),
@@ -175,9 +176,7 @@ def write_outputs(comparison, task, table, out) -> list[Path]:
     if task == "classification":
         figures["accuracy.png"] = lambda p: plots.plot_comparison(comparison, p, "test_accuracy")
     for name, draw in figures.items():
-        paths[name] = out / name
-        draw(paths[name])
-    return list(paths.values())
+        draw(out / name)
 
 
 def add_arguments(parser):
@@ -281,6 +280,24 @@ def add_arguments(parser):
         metavar="DIR",
         help="folder for the figures, JSON and table (default: ./minisplit-output)",
     )
+    add(
+        "--checkpoint",
+        default=None,
+        metavar="DIR",
+        help="keep a checkpoint of every growth run in DIR (one sub-folder per strategy and "
+        "seed), so an interrupted comparison can be resumed (default: none)",
+    )
+    add(
+        "--resume",
+        action="store_true",
+        help="continue the runs a previous call left in --checkpoint (same options)",
+    )
+    add(
+        "--overwrite",
+        action="store_true",
+        help="replace the checkpoints another comparison left in --checkpoint (without it "
+        "such a folder is refused)",
+    )
     add("--quiet", action="store_true", help="no progress line on stderr")
 
 
@@ -295,11 +312,21 @@ def run(args) -> int:
         if ref is not None and ref.after not in args.strategies:
             fail("grow", f"--strategies: {name} trains the {ref.after} run's final network; "
                  f"add {ref.after}")
-    out = Path(args.out)
+    if (args.resume or args.overwrite) and args.checkpoint is None:
+        fail("grow", "--resume and --overwrite need a --checkpoint folder")
+    try:  # before any work: a destination that cannot be used fails now
+        if args.checkpoint is not None:
+            growth.checkpoint.check_destination(args.checkpoint)
+        out = OutputFolder(args.out, "grow")
+    except ValueError as err:
+        fail("grow", str(err).replace("checkpoint ", "--checkpoint ", 1))
     try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        fail("grow", f"--out: cannot make the folder {str(out)!r} ({err.strerror})")
+        return _grow_and_write(args, config, out)
+    finally:
+        out.discard()  # after a failure or Ctrl-C the previous outputs stay as they were
+
+
+def _grow_and_write(args, config, out) -> int:
     data = datasets.load(args.task, seed=0, **TASKS[args.task].data)
     start = TASKS[args.task].start if args.start is None else args.start
     print(
@@ -310,20 +337,35 @@ def run(args) -> int:
         flush=True,
     )
     progress = None if args.quiet else Progress(args.strategies, args.seeds, sys.stderr)
-    comparison = compare(
-        data,
-        lambda seed: starting_network(data, start, seed),
-        config,
-        args.strategies,
-        range(args.seeds),
-        progress,
-    )
+    try:
+        comparison = compare(
+            data,
+            lambda seed: starting_network(data, start, seed),
+            config,
+            args.strategies,
+            range(args.seeds),
+            progress,
+            checkpoint=args.checkpoint,
+            resume=args.resume,
+            overwrite=args.overwrite,
+        )
+    except (ValueError, RuntimeError) as err:  # a checkpoint of another run, or one in use
+        if progress is not None:
+            progress.close()
+        fail("grow", str(err))
     if progress is not None:
         progress.close()
     table = report(comparison, data.task)
     print("\n" + table + "\n")
-    paths = write_outputs(comparison, data.task, table, out)
-    print(f"Wrote {', '.join(p.name for p in paths)} to {out.resolve()}{os.sep}")
+    try:
+        write_outputs(comparison, data.task, table, out)
+        paths = out.commit()
+    except OSError as err:
+        print(f"minisplit grow: cannot write the outputs to {str(out.path)!r}: "
+              f"{err.strerror or err}; the folder keeps its previous contents", file=sys.stderr)
+        return 1
+    shown = [p.name for p in paths if p.name != MARKER]
+    print(f"Wrote {', '.join(shown)} to {out.path.resolve()}{os.sep}")
     return 0
 
 

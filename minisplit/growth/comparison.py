@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from minisplit._checks import check_callable, check_choice, check_int, check_type
-from minisplit._files import write_atomic
+from minisplit._files import write_text_atomic
+from minisplit.growth.checkpoint import check_destination
 from minisplit.growth.config import GrowthConfig
 from minisplit.growth.history import VERSION, History
 from minisplit.growth.loop import grow, train_fixed
@@ -67,7 +68,10 @@ REFERENCES = {
 RUN_NAMES = (*STRATEGIES, *REFERENCES)
 
 
-def compare(data, make_net, config=None, strategies=RUN_NAMES, seeds=(0,), progress=None):
+def compare(
+    data, make_net, config=None, strategies=RUN_NAMES, seeds=(0,), progress=None,
+    checkpoint=None, resume=False, overwrite=False,
+):
     """Run several strategies over several seeds on one data set, with the same training budget.
 
     Each (strategy, seed) runs :func:`minisplit.grow` from ``make_net(seed)`` with
@@ -89,6 +93,13 @@ def compare(data, make_net, config=None, strategies=RUN_NAMES, seeds=(0,), progr
         Receives :func:`minisplit.grow`'s events with ``"strategy"`` and ``"seed"`` added,
         and for a reference run ``{"event": "reference", "text"}`` before it and
         ``{"event": "stop", "round": 0, "reason": "steps"}`` after it.
+    checkpoint : str or os.PathLike or None
+        A folder for the growth runs' checkpoints, one sub-folder each
+        (``<strategy>/seed-<seed>``); checked before the first run.
+    resume, overwrite : bool
+        Passed to every :func:`minisplit.grow`: continue the runs a previous call left
+        unfinished (finished ones are resumed at their end, so they cost nothing), or
+        replace the checkpoints another comparison left there.
 
     Returns
     -------
@@ -106,6 +117,8 @@ def compare(data, make_net, config=None, strategies=RUN_NAMES, seeds=(0,), progr
     seeds = [check_int(s, "each seed", low=0) for s in seeds]
     check_callable(make_net, "make_net", "a callable seed -> Network")
     check_callable(progress, "progress", none=True)
+    if checkpoint is not None:
+        checkpoint = check_destination(checkpoint)
     histories, nets = {s: [] for s in strategies}, {s: [] for s in strategies}
     parts = (data.X_train, data.y_train, data.X_test, data.y_test)
     for seed in seeds:
@@ -123,7 +136,11 @@ def compare(data, make_net, config=None, strategies=RUN_NAMES, seeds=(0,), progr
                         "stop_reason"]})
             else:
                 run = dataclasses.replace(config, seed=seed, strategy=name)
-                result = grow(make_net(seed), *parts[:2], run, *parts[2:], progress=report)
+                folder = None if checkpoint is None else os.path.join(
+                    checkpoint, name, f"seed-{seed}"
+                )
+                result = grow(make_net(seed), *parts[:2], run, *parts[2:], progress=report,
+                              checkpoint=folder, resume=resume, overwrite=overwrite)
             results[name] = result
             histories[name].append(result.history)
             nets[name].append(result.net)
@@ -251,15 +268,35 @@ class Comparison:
 
     def save(self, path) -> None:
         """Write :meth:`to_json` to ``path`` atomically."""
-        text = self.to_json().encode("utf-8")
-        write_atomic(path, lambda f: f.write(text))
+        write_text_atomic(path, self.to_json())
 
     @classmethod
     def load(cls, path) -> Comparison:
-        """Read a comparison written by :meth:`save` (``nets`` is None)."""
-        with open(path, encoding="utf-8") as f:
-            doc = json.load(f)
+        """Read a comparison written by :meth:`save` (``nets`` is None).
+
+        Raises
+        ------
+        FileNotFoundError
+            If nothing exists at ``path``.
+        ValueError
+            For anything that is not a comparison file of a version this minisplit reads.
+        """
+        where = repr(os.fspath(path))
+        try:
+            with open(path, encoding="utf-8") as f:
+                doc = json.load(f)
+        except (ValueError, RecursionError) as err:  # JSONDecodeError, UnicodeDecodeError
+            raise ValueError(f"{where} is not a minisplit comparison file: {err}") from err
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-            raise ValueError(f"{os.fspath(path)!r} is not a minisplit comparison file")
-        histories = {s: [History.from_dict(h) for h in hs] for s, hs in doc["histories"].items()}
-        return cls(doc["dataset"], doc["seeds"], histories)
+            raise ValueError(f"{where} is not a minisplit comparison file: no format tag "
+                             f"{FORMAT!r}")
+        version = doc.get("version")
+        if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= VERSION:
+            raise ValueError(f"{where} has comparison version {version!r}; this minisplit "
+                             f"reads 1..{VERSION}")
+        try:
+            histories = {s: [History.from_dict(h) for h in hs]
+                         for s, hs in doc["histories"].items()}
+            return cls(str(doc["dataset"]), list(doc["seeds"]), histories)
+        except (KeyError, TypeError, AttributeError, ValueError) as err:
+            raise ValueError(f"{where} is a damaged comparison file: {err!r}") from err

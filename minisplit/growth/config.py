@@ -19,6 +19,7 @@ from minisplit.growth.strategies import STRATEGIES
 from minisplit.network import Network
 from minisplit.optim import OPTIMIZERS, SURGERY_MODES, make_optimizer
 from minisplit.splitting.matrices import SOLVERS
+from minisplit.splitting.surgery import MAX_ALPHA
 from minisplit.training import Plateau
 
 BUDGET_KINDS = ("neurons", "params", "flops")
@@ -118,43 +119,47 @@ class GrowthConfig:
         check_choice(self.budget_kind, "budget_kind", BUDGET_KINDS)
         check_choice(self.surgery_state, "surgery_state", SURGERY_MODES)
         check_choice(self.solver, "solver", SOLVERS)
-        check_real(self.threshold, "threshold")
-        check_int(self.k, "k", low=0)
-        check_real(self.fraction, "fraction", low=0, high=1, low_open=True)
-        check_real(self.knapsack_flops, "knapsack_flops", low=0, low_open=True, none=True)
+        check_choice(self.optimizer, "optimizer", OPTIMIZERS)
         if isinstance(self.eps, str) and self.eps != "line_search":
             raise ValueError(f'eps must be a number > 0 or "line_search", got {self.eps!r}')
-        if self.eps != "line_search":
-            check_real(self.eps, "eps", low=0, low_open=True)
         if not self.eps_grid:
             raise ValueError("eps_grid must be a non-empty tuple of positive numbers, got ()")
-        for value in self.eps_grid:
-            check_real(value, "each eps_grid value", low=0, low_open=True)
-        check_bool(self.signed, "signed")
-        check_real(self.alpha, "alpha", low=0, low_open=True)
-        check_real(self.budget, "budget", low=0, low_open=True, none=True)
-        check_int(self.max_rounds, "max_rounds", low=1)
-        check_int(self.steps_per_round, "steps_per_round", low=1)
-        check_int(self.plateau_window, "plateau_window", low=1, none=True)
-        check_real(self.plateau_rel_tol, "plateau_rel_tol", low=0)
+        positive = {"low": 0, "low_open": True}
+        numbers = {  # field -> its check; each value is stored as the check returns it
+            "threshold": lambda v, n: check_real(v, n),
+            "k": lambda v, n: check_int(v, n, low=0),
+            "fraction": lambda v, n: check_real(v, n, low=0, high=1, low_open=True),
+            "knapsack_flops": lambda v, n: check_real(v, n, **positive, none=True),
+            "eps": lambda v, n: v if v == "line_search" else check_real(v, n, **positive),
+            "eps_grid": lambda v, n: tuple(check_real(e, f"{n}[{i}]", **positive)
+                                           for i, e in enumerate(v)),
+            "signed": check_bool,
+            "alpha": lambda v, n: check_real(v, n, low=0, high=MAX_ALPHA, low_open=True),
+            "budget": lambda v, n: check_real(v, n, **positive, none=True),
+            "max_rounds": lambda v, n: check_int(v, n, low=1),
+            "steps_per_round": lambda v, n: check_int(v, n, low=1),
+            "plateau_window": lambda v, n: check_int(v, n, low=1, none=True),
+            "plateau_rel_tol": lambda v, n: check_real(v, n, low=0),
+            "lr": lambda v, n: check_real(v, n, **positive),
+            "batch_size": lambda v, n: check_int(v, n, low=1, none=True),
+            "relu_surrogate": lambda v, n: check_real(v, n, **positive, none=True),
+            "net2net_noise": lambda v, n: check_real(v, n, low=0),
+            "gradmax_scale": lambda v, n: check_real(v, n, **positive),
+            "seed": lambda v, n: check_int(v, n, low=0),
+        }
+        for name, check in numbers.items():  # NumPy scalars become plain Python numbers
+            object.__setattr__(self, name, check(getattr(self, name), name))
         check_type(self.optimizer_options, "optimizer_options", dict,
                    "a dict of optimiser settings other than lr")
         if "lr" in self.optimizer_options:
             raise ValueError("optimizer_options must be a dict of optimiser settings other "
                              f"than lr (lr is its own field), got {self.optimizer_options!r}")
-        check_int(self.batch_size, "batch_size", low=1, none=True)
-        check_real(self.relu_surrogate, "relu_surrogate", low=0, low_open=True, none=True)
-        check_real(self.net2net_noise, "net2net_noise", low=0)
-        check_real(self.gradmax_scale, "gradmax_scale", low=0, low_open=True)
-        check_int(self.seed, "seed", low=0)
         if self.selection == "knapsack" and self.knapsack_flops is None:
             if self.budget_kind != "flops" or self.budget is None:
                 raise ValueError(
                     'selection="knapsack" needs knapsack_flops, or budget_kind="flops" with a '
                     "budget (the FLOPs left are then the knapsack's capacity)"
                 )
-        check_choice(self.optimizer, "optimizer", OPTIMIZERS)
-        check_real(self.lr, "lr", low=0, low_open=True)
         allowed = set(inspect.signature(OPTIMIZERS[self.optimizer]).parameters) - {"lr"}
         unknown = sorted(set(self.optimizer_options) - allowed)
         if unknown:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from minisplit._files import write_atomic
+from minisplit._files import write_text_atomic
 
 #: Value of the ``format`` field of a history file.
 FORMAT = "minisplit.history"
@@ -175,28 +175,30 @@ class History:
         meta, rounds = doc.get("meta"), doc.get("rounds")
         if not isinstance(meta, dict) or not isinstance(rounds, list):
             raise ValueError("a history needs a 'meta' object and a 'rounds' list")
-        return cls(meta, [Round.from_dict(r) for r in rounds])
+        try:
+            return cls(meta, [Round.from_dict(r) for r in rounds])
+        except (TypeError, AttributeError) as err:  # e.g. "chosen" not an object
+            raise ValueError(f"a round of the history is malformed: {err}") from err
 
     @classmethod
     def from_json(cls, text) -> History:
         """Parse :meth:`to_json`'s output."""
         try:
             doc = json.loads(text)
-        except ValueError as err:
+        except (ValueError, RecursionError) as err:
             raise ValueError(f"not a minisplit history: invalid JSON ({err})") from err
         return cls.from_dict(doc)
 
     def save(self, path) -> None:
         """Write the history as JSON to ``path`` atomically (``_files.write_atomic``)."""
-        text = self.to_json().encode("utf-8")
-        write_atomic(path, lambda f: f.write(text))
+        write_text_atomic(path, self.to_json())
 
     @classmethod
     def load(cls, path) -> History:
         """Read a history written by :meth:`save`."""
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
         try:
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
             return cls.from_json(text)
-        except ValueError as err:
+        except (ValueError, UnicodeDecodeError) as err:
             raise ValueError(f"{os.fspath(path)!r}: {err}") from err

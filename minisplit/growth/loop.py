@@ -27,7 +27,7 @@ import time
 import numpy as np
 
 from minisplit._checks import check_bool, check_callable, check_int, check_type
-from minisplit.growth.checkpoint import Checkpoint, fingerprint, load_checkpoint, save_checkpoint
+from minisplit.growth.checkpoint import Checkpoint, CheckpointFolder, fingerprint
 from minisplit.growth.config import GrowthConfig, GrowthResult
 from minisplit.growth.history import History, Round
 from minisplit.growth.selection import SELECTIONS
@@ -194,9 +194,9 @@ def _check_inputs(net, data, config, progress) -> list:
 class _Run:
     """The mutable state of one growth run: network, optimiser, Generator, history."""
 
-    def __init__(self, net, data, config, layers, checkpoint, progress):
+    def __init__(self, net, data, config, layers, progress):
         self.net, self.data, self.config, self.layers = net, data, config, layers
-        self.checkpoint, self.progress = checkpoint, progress
+        self.folder, self.progress = None, progress
         self.stamp = fingerprint(config.to_dict(), data[0], data[1], net)
         self.optimizer = config.make_optimizer()
         self.rng = np.random.default_rng(config.seed)
@@ -206,8 +206,9 @@ class _Run:
         """Continue from a checkpoint of this very run."""
         if saved.fingerprint != self.stamp:
             raise ValueError(
-                f"checkpoint {self.checkpoint!r} belongs to another run (its config, data or "
-                "starting network differ from these); use another directory or resume=False"
+                f"checkpoint {self.folder.path!r} belongs to another run (its config, data or "
+                "starting network differ from these); use another directory, or "
+                "overwrite=True to replace it"
             )
         self.net, self.history = saved.net, saved.history
         self.optimizer.load_state_dict(saved.optimizer)
@@ -222,11 +223,9 @@ class _Run:
         )
         record = Round(**surgery, **fields)
         self.history.rounds.append(record)
-        if self.checkpoint is not None:
+        if self.folder is not None:
             state = (self.optimizer.state_dict(), self.rng.bit_generator.state, self.history)
-            save_checkpoint(
-                self.checkpoint, Checkpoint(self.net, *state, config.to_dict(), self.stamp)
-            )
+            self.folder.save(Checkpoint(self.net, *state, config.to_dict(), self.stamp))
         if self.progress is not None:
             keys = ("round", "n_neurons", "params", "flops", "total_steps")
             event = {k: getattr(record, k) for k in keys}
@@ -272,7 +271,8 @@ class _Run:
 
 
 def grow(
-    net, X, y, config=None, X_test=None, y_test=None, checkpoint=None, resume=False, progress=None
+    net, X, y, config=None, X_test=None, y_test=None, checkpoint=None, resume=False,
+    progress=None, overwrite=False,
 ) -> GrowthResult:
     """Grow a network: train to a plateau, grow, repeat (module docstring; docs/growth.md).
 
@@ -287,16 +287,21 @@ def grow(
     X_test, y_test : arrays or None
         Evaluated at the end of every round.
     checkpoint : str or os.PathLike or None
-        A directory; a snapshot is written after every round
-        (:mod:`minisplit.growth.checkpoint`).
+        A directory the run owns; a snapshot is written after every round
+        (:mod:`minisplit.growth.checkpoint`). It is opened (created, locked, checked)
+        before any training, so an unusable destination fails at once.
     resume : bool
-        Continue from the checkpoint if it holds one (start afresh otherwise);
-        the result is bit-identical to an uninterrupted run. A checkpoint of
-        another config, data or starting network raises ValueError.
+        Continue from the checkpoint if it holds one of this run (start afresh when
+        it holds none); the result is bit-identical to an uninterrupted run. A
+        checkpoint of another config, data or starting network raises ValueError.
     progress : callable or None
         Called with ``{"event": "round", "round", "n_neurons", "params", "flops",
         "loss", "total_steps"}`` after every round and ``{"event": "stop",
         "round", "reason"}`` at the end.
+    overwrite : bool
+        Replace a checkpoint of another run (or of this one, when not resuming) that
+        the folder holds; without it such a folder is refused (ValueError). Only the
+        previous run's snapshots are deleted, never other files.
 
     Returns
     -------
@@ -313,17 +318,23 @@ def grow(
     """
     config = GrowthConfig() if config is None else config
     resume = check_bool(resume, "resume")
+    overwrite = check_bool(overwrite, "overwrite")
     data = (X, y, X_test, y_test)
     layers = _check_inputs(net, data, config, progress)
-    run = _Run(net, data, config, layers, checkpoint, progress)
-    saved = load_checkpoint(checkpoint) if checkpoint is not None and resume else None
-    if saved is not None:
-        run.restore(saved)
-    if not run.history.rounds:
-        run.train(net, _NO_SURGERY)
-    stop = None
-    while stop is None:
-        stop = run.grow_round()
+    run = _Run(net, data, config, layers, progress)
+    if checkpoint is not None:
+        run.folder = CheckpointFolder(checkpoint, run.stamp, resume, overwrite)
+    try:
+        if run.folder is not None and run.folder.saved is not None:
+            run.restore(run.folder.saved)
+        if not run.history.rounds:
+            run.train(net, _NO_SURGERY)
+        stop = None
+        while stop is None:
+            stop = run.grow_round()
+    finally:
+        if run.folder is not None:
+            run.folder.close()
     history = run.history
     history.meta["stop_reason"], history.meta["stop_spectrum"] = stop
     if progress is not None:

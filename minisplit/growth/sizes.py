@@ -7,14 +7,15 @@ layers' input shapes come from one forward pass of a single sample.
 
 from __future__ import annotations
 
-import numpy as np
-
+from minisplit._checks import check_array, check_type
 from minisplit.layers.base import NeuronLayer
+from minisplit.network import Network
 from minisplit.splitting.surgery import is_growable, reader_index
 
 
 def growable_layers(net) -> list[int]:
     """Indices of the neuron layers with a linear reader (the hidden neuron layers)."""
+    check_type(net, "net", Network)
     return [
         index for index, obj in enumerate(net.layers)
         if isinstance(obj, NeuronLayer) and is_growable(net, index)
@@ -23,7 +24,9 @@ def growable_layers(net) -> list[int]:
 
 def input_shapes(net, X) -> list[tuple]:
     """The per-sample input shape of every layer, from a forward pass of ``X[:1]``."""
-    A, shapes = np.asarray(X, dtype=np.float64)[:1], []
+    check_type(net, "net", Network)
+    A, shapes = check_array(X, "X")[:1], []
+    net.layers[0].check_input(A)
     for obj in net.layers:
         shapes.append(A.shape[1:])
         A, _ = obj.forward(A)
@@ -40,11 +43,13 @@ def count_flops(net, X) -> int:
 
     Examples
     --------
+    >>> import numpy as np
     >>> from minisplit import mlp
     >>> count_flops(mlp([3, 4, 2], seed=0), np.zeros((5, 3)))   # 3*4 + 4*2
     20
     """
-    return int(sum(obj.flops(s) for obj, s in zip(net.layers, input_shapes(net, X))))
+    shapes = input_shapes(net, X)
+    return int(sum(obj.flops(s) for obj, s in zip(net.layers, shapes)))
 
 
 def network_size(net, X, layers) -> dict:

@@ -38,6 +38,8 @@ import inspect
 
 import numpy as np
 
+from minisplit._checks import check_array
+
 
 class Layer:
     """A layer: parameters in ``param_names`` order, forward, backward and the R-operator.
@@ -74,14 +76,24 @@ class Layer:
         if unknown or missing:
             raise ValueError(f"config must hold {cls.__name__} settings ({', '.join(takes)}), "
                              f"got unknown {unknown} and missing {missing}")
-        layer = cls.__new__(cls)
-        layer._configure(**config)
-        layer.set_params(params)
-        return layer
+        new = cls.__new__(cls)
+        new._configure(**config)
+        new.set_params(params)
+        return new
 
     def config(self) -> dict:
         """JSON-able constructor arguments; ``from_config(config(), params)`` rebuilds the layer."""
         return {}
+
+    def _check_memory(self) -> None:
+        """MemoryError naming the configuration when its parameters cannot be allocated."""
+        count = sum(int(np.prod(shape, dtype=np.float64)) for shape in self.param_shapes().values())
+        try:
+            np.empty(count)
+        except (MemoryError, ValueError):
+            raise MemoryError(
+                f"{self!r} needs {count * 8 / 2**30:.3g} GiB for its {count:,} parameters"
+            ) from None
 
     def param_shapes(self) -> dict:
         """``{name: shape}`` of the parameters this configuration has."""
@@ -93,7 +105,11 @@ class Layer:
         return [getattr(self, name) for name in self.param_names]
 
     def set_params(self, values) -> None:
-        """Replace the parameters with float64 copies of ``values`` (same shapes)."""
+        """Replace the parameters with float64 copies of ``values`` (same shapes).
+
+        Raises TypeError for arrays that do not hold real numbers (complex included) and
+        ValueError for a wrong count, a wrong shape, NaN or inf.
+        """
         values = list(values)
         if len(values) != len(self.param_names):
             raise ValueError(
@@ -101,13 +117,15 @@ class Layer:
                 f"got {len(values)}"
             )
         shapes = self.param_shapes()
-        checked = []
         for name, value in zip(self.param_names, values):
             if np.shape(value) != shapes[name]:
                 raise ValueError(f"{name} must have shape {shapes[name]}, got {np.shape(value)}")
-            checked.append(np.array(value, dtype=np.float64))
-        for name, value in zip(self.param_names, checked):
-            setattr(self, name, value)
+        self._assign([check_array(v, name) for name, v in zip(self.param_names, values)])
+
+    def _assign(self, values) -> None:
+        """Set the parameters to float64 copies of ``values``, unchecked (inner loops)."""
+        for name, value in zip(self.param_names, values):
+            setattr(self, name, np.array(value, dtype=np.float64))
 
     def copy(self) -> Layer:
         """An independent copy: same configuration, copied parameter arrays."""

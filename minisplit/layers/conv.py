@@ -118,8 +118,8 @@ class Conv2d(NeuronLayer, ReadingLayer):
     Examples
     --------
     >>> import numpy as np
-    >>> layer = Conv2d(3, 4, kernel_size=3, padding=1, seed=0)
-    >>> A, cache = layer.forward(np.ones((2, 3, 5, 5)))
+    >>> conv = Conv2d(3, 4, kernel_size=3, padding=1, seed=0)
+    >>> A, cache = conv.forward(np.ones((2, 3, 5, 5)))
     >>> A.shape
     (2, 4, 5, 5)
     """
@@ -128,6 +128,7 @@ class Conv2d(NeuronLayer, ReadingLayer):
 
     def __init__(self, c_in, c_out, kernel_size, stride=1, padding=0, activation="tanh", seed=None):
         self._configure(c_in, c_out, kernel_size, stride, padding, activation)
+        self._check_memory()
         rng = make_rng(seed, none=True)
         K = self.c_in * self.kernel_size[0] * self.kernel_size[1]
         self.W = rng.normal(0.0, 1.0 / np.sqrt(K), size=(self.c_out, self.c_in, *self.kernel_size))

@@ -47,8 +47,8 @@ class Dense(NeuronLayer, ReadingLayer):
     Examples
     --------
     >>> import numpy as np
-    >>> layer = Dense(3, 2, activation="tanh", seed=0)
-    >>> A, cache = layer.forward(np.ones((4, 3)))
+    >>> dense = Dense(3, 2, activation="tanh", seed=0)
+    >>> A, cache = dense.forward(np.ones((4, 3)))
     >>> A.shape
     (4, 2)
     """
@@ -57,6 +57,7 @@ class Dense(NeuronLayer, ReadingLayer):
 
     def __init__(self, n_in, n_out, activation="tanh", seed=None):
         self._configure(n_in, n_out, activation)
+        self._check_memory()
         rng = make_rng(seed, none=True)
         self.W = rng.normal(0.0, 1.0 / np.sqrt(self.n_in), size=(self.n_out, self.n_in))
         self.b = np.zeros(self.n_out)
@@ -163,6 +164,7 @@ class Dense(NeuronLayer, ReadingLayer):
 
     def _block(self, n_units) -> int:
         """Columns per unit: a Dense reader of n_units units gives each n_in // n_units."""
+        n_units = check_int(n_units, "n_units", low=1)
         if self.n_in % n_units:
             raise ValueError(f"Dense with n_in={self.n_in} cannot read {n_units} equal units")
         return self.n_in // n_units

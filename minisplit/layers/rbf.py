@@ -76,8 +76,8 @@ class RBF(NeuronLayer):
     Examples
     --------
     >>> import numpy as np
-    >>> layer = RBF(2, 3, width=1.0, seed=0)
-    >>> A, cache = layer.forward(np.zeros((4, 2)))
+    >>> rbf = RBF(2, 3, width=1.0, seed=0)
+    >>> A, cache = rbf.forward(np.zeros((4, 2)))
     >>> A.shape
     (4, 3)
     >>> bool(np.all((A > 0) & (A <= 1)))
@@ -88,12 +88,19 @@ class RBF(NeuronLayer):
 
     def __init__(self, n_in, n_out, width=1.0, seed=None):
         self._configure(n_in, n_out, width)
+        self._check_memory()
         self.centers = make_rng(seed, none=True).standard_normal((self.n_out, self.n_in))
 
     def _configure(self, n_in, n_out, width=1.0):
         self.n_in = check_int(n_in, "n_in", low=1)
         self.n_out = check_int(n_out, "n_out", low=1)
         self.width = check_real(width, "width", low=0, low_open=True)
+        square = self.width * self.width
+        if square == 0.0 or not np.isfinite(1.0 / square):  # 1/s^2 is in every formula
+            raise ValueError(
+                f"width must be a finite number > 0 whose 1/width^2 is finite (width >= about "
+                f"1e-154), got {self.width!r}"
+            )
 
     def config(self) -> dict:
         return {"n_in": self.n_in, "n_out": self.n_out, "width": self.width}

@@ -21,9 +21,10 @@ import warnings
 
 import numpy as np
 
-from minisplit._checks import check_choice, check_real
+from minisplit._checks import check_choice, check_real, check_type
 from minisplit.activations import softplus_surrogate_d2
 from minisplit.layers.base import NeuronLayer
+from minisplit.network import Network
 from minisplit.splitting.eigen import WHICH, dense_extreme, lanczos_extreme
 
 #: How :func:`splitting_indices` finds the extreme eigenpairs (docs/splitting.md, section 10).
@@ -35,6 +36,7 @@ SOLVERS = ("dense", "matrix_free")
 
 def neuron_layer(net, layer) -> NeuronLayer:
     """The NeuronLayer at index ``layer`` of ``net`` (TypeError/ValueError naming the problem)."""
+    check_type(net, "net", Network)
     if isinstance(layer, bool) or not isinstance(layer, numbers.Integral):
         raise TypeError(f"layer must be an integer index into net.layers, got {layer!r}")
     if not 0 <= layer < len(net.layers):
@@ -49,13 +51,13 @@ def curvature_override(obj, relu_surrogate):
     """The second derivative to use in S, refusing a silent zero (identity, relu)."""
     act = obj.act
     if relu_surrogate is not None:
+        beta = check_real(relu_surrogate, "relu_surrogate", low=0, low_open=True)
         if act is None or act.name != "relu":
             name = "no activation" if act is None else f"activation {act.name}"
             raise ValueError(
                 "relu_surrogate must be None unless the layer is relu (it replaces relu's zero "
                 f"curvature), got {relu_surrogate!r} for a layer with {name}"
             )
-        beta = check_real(relu_surrogate, "relu_surrogate", low=0, low_open=True)
         return softplus_surrogate_d2(beta)
     if act is not None and act.flat_curvature:
         hint = (
@@ -107,7 +109,18 @@ def splitting_matrices(net, X, y, layer, relu_surrogate=None) -> np.ndarray:
     obj = neuron_layer(net, layer)
     d2f = curvature_override(obj, relu_surrogate)
     bp = net.backprop(X, y)
-    return obj.splitting_matrices(bp.douts[layer], bp.caches[layer], d2f)
+    return _finite(obj.splitting_matrices(bp.douts[layer], bp.caches[layer], d2f), layer, X)
+
+
+def _finite(result, layer, X):
+    """``result`` if it is finite; else say that S overflowed and what to change."""
+    if not np.all(np.isfinite(result)):
+        raise FloatingPointError(
+            f"the splitting matrices of layer {layer} overflowed (they hold NaN or inf; the "
+            f"largest |input| is {float(np.max(np.abs(X))):.3g}): rescale the inputs, or "
+            "check the network's weights for huge values"
+        )
+    return result
 
 
 def splitting_indices(
@@ -153,9 +166,9 @@ def splitting_indices(
     bp = net.backprop(X, y)
     dA, cache = bp.douts[layer], bp.caches[layer]
     if solver == "dense":
-        return dense_extreme(obj.splitting_matrices(dA, cache, d2f), which)
+        return dense_extreme(_finite(obj.splitting_matrices(dA, cache, d2f), layer, X), which)
     values, vectors, _ = lanczos_extreme(
-        lambda V: obj.splitting_matvec(dA, cache, V, d2f),
+        lambda V: _finite(obj.splitting_matvec(dA, cache, V, d2f), layer, X),
         obj.n_neurons,
         obj.neuron_dim,
         which=which,
