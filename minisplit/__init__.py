@@ -13,7 +13,7 @@ The packages, in the one-way order data flows (docs/architecture.md):
 
 import warnings
 
-from minisplit import datasets, gradcheck, growth, splitting
+from minisplit import datasets, gradcheck, growth, splitting, testnets
 from minisplit.activations import ACTIVATIONS, get_activation
 from minisplit.growth import (
     Comparison,
@@ -116,6 +116,7 @@ __all__ = [
     "splitting",
     "splitting_indices",
     "splitting_matrices",
+    "testnets",
     "unflatten",
     "SGD",
     "Adam",

@@ -1,138 +1,129 @@
-"""Small networks and data for the splitting tests (a test helper, not part of minisplit).
+"""The test suite's view of :mod:`minisplit.testnets`: a Hypothesis strategy that draws the
+problem, and the helpers the splitting tests share (a test helper, not part of minisplit).
 
-Every builder takes ``(seed, activation, loss)`` and returns ``(net, X, y)``: a tiny
-network with random weights, six random inputs and random targets (mse: (N, 2) floats;
-cross_entropy: (N,) labels in {0, 1}). ``CASES`` lists, per architecture, the indices of
-the layers whose neurons can be split (every neuron layer with a linear reader).
+:func:`problems` draws a whole problem from the package's table: the architecture, its
+sizes (bounded small: widths 1-5, 2-6 samples, 1-3 image channels, images up to 14 x 14),
+the activation, the loss and the seed, and builds ``(net, X, y)`` with the table's builder.
+``ARCH_LAYERS`` lists every (architecture, growable layer) pair, for tests that must check
+each one whatever Hypothesis draws. Under the derandomized ``ci`` profile the first draw of
+a test is its smallest problem (every size 1, two samples): an edge case for free.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+from hypothesis import strategies as st
 
-from minisplit import RBF, AvgPool2d, Conv2d, Dense, Flatten, Network, flatten
+from minisplit import RBF, Network, flatten
+from minisplit.testnets import ARCHITECTURES, Architecture
 
-N_SAMPLES = 6
-N_OUT = 2
+#: The activations with a second derivative that is not zero (splitting needs one).
 SMOOTH = ("tanh", "sigmoid", "softplus", "swish", "gaussian")
 LOSS_NAMES = ("mse", "cross_entropy")
+#: (architecture, layer) pairs: every growable layer of every architecture.
+ARCH_LAYERS = [(arch, layer) for arch in ARCHITECTURES.values() for layer in arch.growable]
+
+seeds = st.integers(0, 2**32 - 1)
+samples = st.integers(2, 6)
+widths = st.integers(1, 5)
+channels = st.integers(1, 3)
 
 
-def targets(loss, rng, n=N_SAMPLES):
-    """Random targets for ``loss``: (n, 2) floats in [-1, 1] or (n,) labels with both classes."""
-    if loss == "mse":
-        return rng.uniform(-1.0, 1.0, size=(n, N_OUT))
-    return np.arange(n) % N_OUT
+def default_problem(arch, loss="mse", seed=0):
+    """``(net, X, y)`` of ``arch`` at its default sizes, with tanh where an activation applies."""
+    activation = "tanh" if arch.activations else None
+    return arch.build(activation=activation, loss=loss, seed=seed)
 
 
-def _dense(n_in, n_out, activation, rng):
-    """A Dense layer whose bias is random too (the default init has b = 0)."""
-    layer = Dense(n_in, n_out, activation, seed=rng)
-    layer.b = rng.uniform(-0.5, 0.5, size=n_out)
-    return layer
+# ---- drawing the problem -------------------------------------------------------------------
 
 
-def _conv(c_in, c_out, kernel, stride, padding, activation, rng):
-    layer = Conv2d(
-        c_in, c_out, kernel, stride=stride, padding=padding, activation=activation, seed=rng
-    )
-    layer.b = rng.uniform(-0.5, 0.5, size=c_out)
-    return layer
+@st.composite
+def conv_geometry(draw, out, layer=""):
+    """``(side, {kernel, stride, padding})`` of a convolution whose output side is ``out``.
+
+    The padding stays below half the kernel ((kernel - 1) // 2), so every output position
+    sees some input; the side is the smallest that gives ``out`` plus up to stride - 1.
+    """
+    kernel = draw(st.integers(1, 3))
+    stride = draw(st.integers(1, 2))
+    padding = draw(st.integers(0, (kernel - 1) // 2))
+    side = (out - 1) * stride + kernel - 2 * padding + draw(st.integers(0, stride - 1))
+    return side, {f"kernel{layer}": kernel, f"stride{layer}": stride, f"padding{layer}": padding}
 
 
-def dense(seed, activation="tanh", loss="mse"):
-    """Dense(2 -> 4, act) -> Dense(4 -> 2)."""
-    rng = np.random.default_rng(seed)
-    layers = [_dense(2, 4, activation, rng), _dense(4, N_OUT, "identity", rng)]
-    return Network(layers, loss), rng.uniform(-2, 2, (N_SAMPLES, 2)), targets(loss, rng)
+@st.composite
+def _conv_flatten_sizes(draw):
+    side, geometry = draw(conv_geometry(draw(st.integers(1, 3))))
+    return {"c_in": draw(channels), "side": side, "channels": draw(widths), **geometry}
 
 
-def deep_dense(seed, activation="tanh", loss="mse"):
-    """Three hidden Dense layers: 2 -> 3 -> 4 -> 3 -> 2."""
-    rng = np.random.default_rng(seed)
-    sizes = [2, 3, 4, 3]
-    layers = [_dense(a, b, activation, rng) for a, b in zip(sizes[:-1], sizes[1:])]
-    layers.append(_dense(3, N_OUT, "identity", rng))
-    return Network(layers, loss), rng.uniform(-2, 2, (N_SAMPLES, 2)), targets(loss, rng)
+@st.composite
+def _conv_pool_sizes(draw):
+    pool = draw(st.integers(1, 2))
+    side, geometry = draw(conv_geometry(pool * draw(st.integers(1, 2))))
+    return {"c_in": draw(channels), "side": side, "channels": draw(widths), "pool": pool,
+            **geometry}
 
 
-def conv_flatten(seed, activation="tanh", loss="mse"):
-    """Conv2d(2 -> 3, 3x3, stride 2, padding 1) on 5x5 -> 3x3 maps -> Flatten -> Dense(27 -> 2)."""
-    rng = np.random.default_rng(seed)
-    layers = [_conv(2, 3, 3, 2, 1, activation, rng), Flatten(), _dense(27, N_OUT, "identity", rng)]
-    X = rng.uniform(-1, 1, (N_SAMPLES, 2, 5, 5))
-    return Network(layers, loss), X, targets(loss, rng)
+@st.composite
+def _conv_conv_sizes(draw):
+    inner, second = draw(conv_geometry(draw(st.integers(1, 2)), "2"))
+    side, first = draw(conv_geometry(inner, "1"))
+    return {"c_in": draw(channels), "side": side, "channels1": draw(widths),
+            "channels2": draw(widths), **first, **second}
 
 
-def conv_pool(seed, activation="tanh", loss="mse"):
-    """Conv2d(2 -> 3, 3x3, stride 2, padding 1) on 7x7 -> 4x4 -> AvgPool2d(2) -> Dense(12 -> 2)."""
-    rng = np.random.default_rng(seed)
-    layers = [
-        _conv(2, 3, 3, 2, 1, activation, rng),
-        AvgPool2d(2),
-        Flatten(),
-        _dense(12, N_OUT, "identity", rng),
-    ]
-    X = rng.uniform(-1, 1, (N_SAMPLES, 2, 7, 7))
-    return Network(layers, loss), X, targets(loss, rng)
+#: Per architecture of the table, the strategy of its sizes other than ``n`` and ``n_out``.
+SIZES = {
+    "dense": st.fixed_dictionaries({"n_in": widths, "width": widths}),
+    "deep_dense": st.fixed_dictionaries(
+        {"n_in": widths, "width1": widths, "width2": widths, "width3": widths}
+    ),
+    "conv_flatten": _conv_flatten_sizes(),
+    "conv_pool": _conv_pool_sizes(),
+    "conv_conv": _conv_conv_sizes(),
+    "rbf": st.fixed_dictionaries({"n_in": widths, "centers": widths}),
+    "rbf_dense": st.fixed_dictionaries({"n_in": widths, "centers": widths, "width": widths}),
+}
 
 
-def conv_conv(seed, activation="tanh", loss="mse"):
-    """Conv2d(2 -> 3, 3x3, padding 1) -> Conv2d(3 -> 2, 2x2, stride 2) -> Flatten -> Dense."""
-    rng = np.random.default_rng(seed)
-    layers = [
-        _conv(2, 3, 3, 1, 1, activation, rng),
-        _conv(3, 2, 2, 2, 0, activation, rng),
-        Flatten(),
-        _dense(8, N_OUT, "identity", rng),
-    ]
-    X = rng.uniform(-1, 1, (N_SAMPLES, 2, 5, 5))
-    return Network(layers, loss), X, targets(loss, rng)
+@dataclass(frozen=True, eq=False)
+class Problem:
+    """A drawn problem: what was drawn, and the network and data built from it."""
+
+    architecture: Architecture
+    activation: str | None
+    loss: str
+    seed: int
+    sizes: dict
+    net: Network = field(repr=False)
+    X: np.ndarray = field(repr=False)
+    y: np.ndarray = field(repr=False)
 
 
-def rbf(seed, activation="tanh", loss="mse"):
-    """RBF(2 -> 4, width 1) -> Dense(4 -> 2) (``activation`` is unused: RBF has none)."""
-    rng = np.random.default_rng(seed)
-    layers = [RBF(2, 4, width=1.0, seed=rng), _dense(4, N_OUT, "identity", rng)]
-    return Network(layers, loss), rng.uniform(-2, 2, (N_SAMPLES, 2)), targets(loss, rng)
+@st.composite
+def problems(draw, architectures=tuple(ARCHITECTURES), activations=SMOOTH, losses=LOSS_NAMES):
+    """A :class:`Problem` drawn from the table.
+
+    ``architectures`` (names or records), ``activations`` and ``losses`` say what may be
+    drawn; an architecture without activations draws None. Everything else (the sizes,
+    the number of outputs or classes, the seed) is always drawn.
+    """
+    arch = ARCHITECTURES[str(draw(st.sampled_from(tuple(architectures))))]
+    allowed = [name for name in arch.activations if name in activations]
+    activation = draw(st.sampled_from(allowed)) if arch.activations else None
+    loss = draw(st.sampled_from(tuple(losses)))
+    n_out = draw(st.integers(2 if loss == "cross_entropy" else 1, 3))
+    sizes = {"n": draw(samples), **draw(SIZES[arch.name]), "n_out": n_out}
+    seed = draw(seeds)
+    net, X, y = arch.build(activation=activation, loss=loss, seed=seed, **sizes)
+    return Problem(arch, activation, loss, seed, sizes, net, X, y)
 
 
-def rbf_dense(seed, activation="tanh", loss="mse"):
-    """RBF(2 -> 4) -> Dense(4 -> 3, act) -> Dense(3 -> 2)."""
-    rng = np.random.default_rng(seed)
-    layers = [
-        RBF(2, 4, width=1.0, seed=rng),
-        _dense(4, 3, activation, rng),
-        _dense(3, N_OUT, "identity", rng),
-    ]
-    return Network(layers, loss), rng.uniform(-2, 2, (N_SAMPLES, 2)), targets(loss, rng)
-
-
-@dataclass(frozen=True)
-class Case:
-    """An architecture and the indices of its splittable layers."""
-
-    name: str
-    build: object
-    layers: tuple
-
-    def __repr__(self) -> str:
-        return self.name
-
-
-CASES = [
-    Case("dense", dense, (0,)),
-    Case("deep_dense", deep_dense, (0, 1, 2)),
-    Case("conv_flatten", conv_flatten, (0,)),
-    Case("conv_pool", conv_pool, (0,)),
-    Case("conv_conv", conv_conv, (0, 1)),
-    Case("rbf", rbf, (0,)),
-    Case("rbf_dense", rbf_dense, (0, 1)),
-]
-#: (case, layer) pairs: every splittable layer of every architecture.
-CASE_LAYERS = [(case, layer) for case in CASES for layer in case.layers]
+# ---- helpers of the splitting tests --------------------------------------------------------
 
 
 def layer_direction(net, layer, rows) -> np.ndarray:

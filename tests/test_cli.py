@@ -137,7 +137,8 @@ def test_verify_options_are_parsed(monkeypatch):
         (["grow", "--budget-kind", "params"], "--budget-kind params needs a --budget"),
         (["grow", "--lr", "-1"], "lr must be a finite number > 0, got -1.0"),
         (["grow", "--strategies", "fixed,net2net"], "fixed trains the splitting run's final"),
-        (["verify", "--seed", "x"], "minisplit verify: error: argument --seed: invalid int"),
+        (["verify", "--seed", "x"], "minisplit verify: error: argument --seed: must be an integer"),
+        (["verify", "--seed", "-1"], "argument --seed: must be an integer >= 0, got '-1'"),
         (["verify", "--directions", "0"], "--directions: must be a positive integer, got '0'"),
     ],
 )

@@ -10,15 +10,15 @@ The only differences are summation orders, so outputs agree to a few ulps of max
 
 import numpy as np
 import pytest
-from _nets import CASE_LAYERS, conv_conv, conv_flatten, dense, rbf
+from _nets import ARCH_LAYERS, problems
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import minisplit as ms
 from minisplit import RBF, Dense, Network
+from minisplit.testnets import conv_conv, conv_flatten, dense, rbf
 
 ULPS = 1e-14
-seeds = st.integers(0, 2**32 - 1)
 
 
 def reader(net, layer):
@@ -39,13 +39,14 @@ def assert_untouched(net, before):
 # ------------------------------------------------------------ function preservation
 
 
-@pytest.mark.parametrize("case, layer", CASE_LAYERS, ids=lambda c: str(c))
+@pytest.mark.parametrize("arch, layer", ARCH_LAYERS, ids=str)
 @settings(max_examples=4, deadline=None)
-@given(seed=seeds, alpha=st.floats(0.01, 10.0))
-def test_eps_zero_preserves_the_function(case, layer, seed, alpha):
-    net, X, _ = case.build(seed, "tanh", "mse")
+@given(data=st.data(), alpha=st.floats(0.01, 10.0))
+def test_eps_zero_preserves_the_function(arch, layer, data, alpha):
+    problem = data.draw(problems([arch]))
+    net, X = problem.net, problem.X
     before = [p.copy() for p in net.params]
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(problem.seed)
     obj = net.layers[layer]
     n, d = obj.n_neurons, obj.neuron_dim
     neurons = rng.permutation(n)[: rng.integers(1, n + 1)]
@@ -63,7 +64,8 @@ def test_eps_zero_preserves_the_function(case, layer, seed, alpha):
         assert_same_function(new, net, X, factor=1.0 + alpha if name == "signed" else 1.0)
         added = m if name == "add" else neurons.size
         assert new.layers[layer].n_neurons == n + added
-    # a real split (eps > 0) changes the function, and never the input network
+    # a real split (eps > 0) changes the function (problems() draws smooth activations: an
+    # identity neuron's split would keep it), and never the input network
     moved = ms.split(net, layer, neurons, directions, 0.5)
     assert np.abs(moved.forward(X) - net.forward(X)).max() > 1e-8
     assert_untouched(net, before)
@@ -126,7 +128,7 @@ def test_add_neurons_bookkeeping_dense():
 def test_split_bookkeeping_conv_flatten():
     # The Dense after Flatten reads channel c through the H*W = 9 columns 9c ... 9c + 8;
     # splitting channel 1 appends a copy of that block, both halved.
-    net, X, _ = conv_flatten(0)
+    net, X, _ = conv_flatten(seed=0)
     conv, dense_reader = net.layers[0], net.layers[2]
     v = np.arange(conv.neuron_dim, dtype=float)[None] / 8  # (1, 2*3*3 + 1)
     v_W, v_b = v[0, :-1].reshape(conv.W.shape[1:]), v[0, -1]  # theta = [W[i].ravel(), b[i]]
@@ -146,7 +148,7 @@ def test_split_bookkeeping_conv_flatten():
 
 def test_split_bookkeeping_conv_conv():
     # A Conv2d reader reads unit c through its input-channel slice W[:, c].
-    net, X, _ = conv_conv(0)
+    net, X, _ = conv_conv(seed=0)
     second = net.layers[1]
     new = ms.split(net, 0, [2], np.zeros((1, net.layers[0].neuron_dim)), 0.0)
     expected = np.concatenate([second.W[:, :2], second.W[:, 2:] / 2, second.W[:, 2:] / 2], axis=1)
@@ -155,7 +157,7 @@ def test_split_bookkeeping_conv_conv():
 
 
 def test_split_bookkeeping_rbf():
-    net, X, _ = rbf(0)
+    net, X, _ = rbf(seed=0)
     C = net.layers[0].centers
     v = np.array([[1.0, -2.0]])
     new = ms.split(net, 0, [3], v, 0.125)
@@ -173,7 +175,7 @@ def test_split_bookkeeping_rbf():
 
 @pytest.mark.parametrize("build", [dense, conv_flatten, rbf], ids=lambda b: b.__name__)
 def test_carry_state_copies_parents_and_zeros_new(build):
-    net, _, _ = build(0)
+    net, _, _ = build(seed=0)
     layer, r = 0, reader(net, 0)
     rng = np.random.default_rng(0)
     arrays = [rng.standard_normal(p.shape) for p in net.params]
@@ -268,12 +270,13 @@ def test_bad_eps(tiny, eps, error):
         (-1.0, ValueError),
         (np.nan, ValueError),
         (np.inf, ValueError),
+        (1001.0, ValueError),
         (True, TypeError),
         ("1", TypeError),
     ],
 )
 def test_bad_alpha(tiny, alpha, error):
-    with pytest.raises(error, match="alpha must be a finite number > 0, got"):
+    with pytest.raises(error, match="alpha must be a finite number > 0 and <= 1000, got"):
         ms.signed_split(tiny, 0, [0], np.zeros((1, 3)), 0.1, alpha=alpha)
 
 
@@ -291,7 +294,7 @@ def test_output_layer_cannot_be_split(tiny):
 
 
 def test_layer_without_neurons_or_out_of_range():
-    net, _, _ = conv_flatten(0)
+    net, _, _ = conv_flatten(seed=0)
     with pytest.raises(ValueError, match="no neurons"):
         ms.split(net, 1, [0], np.zeros((1, 1)), 0.1)  # Flatten
     for layer in (3, -1):

@@ -15,6 +15,16 @@ def positive_int(text) -> int:
     return value
 
 
+def seed_value(text) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
+    return value
+
+
 def eps_value(text):
     if text == "line_search":
         return text

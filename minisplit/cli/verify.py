@@ -1,32 +1,21 @@
 """``minisplit verify``: every layer's derivatives against finite differences.
 
-Builds one small network per layer type and, for every activation and loss,
-compares the hand-derived gradient, Hessian-vector product and dense Hessian
-with central finite differences (:func:`minisplit.gradcheck.check_network`).
-Exits with status 1 if any relative error exceeds
-:data:`minisplit.gradcheck.TOLERANCE`.
+Builds one small network per layer type from the table of
+:mod:`minisplit.testnets` and, for every activation and loss, compares the
+hand-derived gradient, Hessian-vector product and dense Hessian with central
+finite differences (:func:`minisplit.gradcheck.check_network`). Exits with
+status 1 if any relative error exceeds :data:`minisplit.gradcheck.TOLERANCE`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from minisplit import (
-    ACTIVATIONS,
-    LOSSES,
-    RBF,
-    AvgPool2d,
-    Conv2d,
-    Dense,
-    Flatten,
-    Network,
-    flatten,
-    gradcheck,
-)
-from minisplit.cli._args import positive_int
+from minisplit import LOSSES, gradcheck
+from minisplit.cli._args import positive_int, seed_value
+from minisplit.testnets import ARCHITECTURES
 
 #: Samples in each verification problem.
 N_SAMPLES = 4
@@ -39,67 +28,42 @@ CHECKS = {
     "hessian_symmetry": "H symmetry",
     "hessian_vs_hvp": "H u vs hvp",
 }
-
-
-# ---- verify: one builder per layer type -----------------------------------------------
-# A builder takes (activation, n_out, rng) and returns the layers and an input X.
-
-
-def _dense_problem(activation, n_out, rng):
-    """Dense -> Dense on inputs (N, 3)."""
-    layers = [Dense(3, 4, activation=activation, seed=rng), Dense(4, n_out, "identity", seed=rng)]
-    return layers, rng.uniform(-1.0, 1.0, size=(N_SAMPLES, 3))
-
-
-def _conv_problem(activation, n_out, rng):
-    """Conv2d -> AvgPool2d -> Flatten -> Dense on images (N, 2, 5, 5)."""
-    layers = [
-        Conv2d(2, 2, kernel_size=2, activation=activation, seed=rng),  # (N, 2, 4, 4)
-        AvgPool2d(2),  # (N, 2, 2, 2)
-        Flatten(),  # (N, 8)
-        Dense(8, n_out, "identity", seed=rng),
-    ]
-    return layers, rng.uniform(-1.0, 1.0, size=(N_SAMPLES, 2, 5, 5))
-
-
-def _rbf_problem(activation, n_out, rng):
-    """RBF -> Dense on inputs (N, 2); the RBF layer has no activation."""
-    layers = [RBF(2, 3, width=1.0, seed=rng), Dense(3, n_out, "identity", seed=rng)]
-    return layers, rng.uniform(-1.0, 1.0, size=(N_SAMPLES, 2))
+#: What the table prints in the activation column of a layer without one (RBF).
+NO_ACTIVATION = "-"
 
 
 @dataclass(frozen=True)
 class LayerType:
-    """How to verify one layer type: its problem builder and its activations."""
+    """How to verify one layer type: a network of the table whose first layer has that type.
 
-    build: Callable
-    activations: tuple[str, ...]
+    ``architecture`` names a record of :data:`minisplit.testnets.ARCHITECTURES`; the
+    network's other layers are verified along.
+    """
 
+    architecture: str
 
-NO_ACTIVATION = "-"
+    @property
+    def activations(self) -> tuple[str, ...]:
+        """The table's activations of the architecture, or ``(NO_ACTIVATION,)`` if none apply."""
+        return ARCHITECTURES[self.architecture].activations or (NO_ACTIVATION,)
+
 
 #: The layer types ``verify`` covers, in table order.
 LAYER_TYPES = {
-    "Dense": LayerType(_dense_problem, tuple(ACTIVATIONS)),
-    "Conv2d": LayerType(_conv_problem, tuple(ACTIVATIONS)),
-    "RBF": LayerType(_rbf_problem, (NO_ACTIVATION,)),
+    "Dense": LayerType("dense"),
+    "Conv2d": LayerType("conv_pool"),
+    "RBF": LayerType("rbf"),
 }
-
-
-def _targets(loss, rng):
-    """Random targets for N_SAMPLES samples: (N, k) floats for mse, (N,) labels otherwise."""
-    n_out = N_OUT[loss]
-    if loss == "mse":
-        return rng.normal(size=(N_SAMPLES, n_out))  # (N, k)
-    return rng.integers(0, n_out, size=N_SAMPLES)  # (N,)
 
 
 def verify_case(layer_type, activation, loss, seed=0, n_directions=4) -> dict:
     """Relative errors of one network's derivatives against finite differences.
 
-    The network of ``layer_type`` gets random parameters (the initialisation
-    plus N(0, 0.1^2) noise, so no bias sits at exactly zero), random inputs in
-    [-1, 1] and random targets, all drawn from ``seed``.
+    The network of ``layer_type`` is its architecture's from :mod:`minisplit.testnets`
+    (random biases, parameters off their initialisation by N(0, 0.1^2) noise) with its
+    default sizes, :data:`N_SAMPLES` samples and :data:`N_OUT` outputs; the network, its
+    inputs, targets and the check's random directions are all drawn from ``seed``.
+    ``activation`` is :data:`NO_ACTIVATION` for a layer type without one.
 
     Returns
     -------
@@ -114,10 +78,14 @@ def verify_case(layer_type, activation, loss, seed=0, n_directions=4) -> dict:
     True
     """
     rng = np.random.default_rng(seed)
-    layers, X = LAYER_TYPES[layer_type].build(activation, N_OUT[loss], rng)
-    net = Network(layers, loss)
-    net = net.with_params(flatten(net.params) + 0.1 * rng.standard_normal(net.n_params))
-    y = _targets(loss, rng)
+    architecture = ARCHITECTURES[LAYER_TYPES[layer_type].architecture]
+    net, X, y = architecture.build(
+        activation=None if activation == NO_ACTIVATION else activation,
+        loss=loss,
+        seed=rng,
+        n=N_SAMPLES,
+        n_out=N_OUT[loss],
+    )
     return gradcheck.check_network(net, X, y, seed=rng, n_directions=n_directions)
 
 
@@ -151,7 +119,7 @@ def format_table(rows, tolerance) -> str:
 def add_arguments(parser):
     parser.add_argument(
         "--seed",
-        type=int,
+        type=seed_value,
         default=0,
         help="seed of the random networks, data and directions (default: 0)",
     )
@@ -179,6 +147,3 @@ def run(args) -> int:
         return 1
     print(f"All {len(rows)} networks within tolerance {tolerance:g}.")
     return 0
-
-
-# ---- grow: the main job ------------------------------------------------------------------

@@ -1,0 +1,340 @@
+"""Tiny random networks for verification: one table of architectures, used by
+``minisplit verify`` and the test suite.
+
+:data:`ARCHITECTURES` holds one :class:`Architecture` record per network shape. Its
+``build`` takes the sizes of the problem as keywords (samples ``n``, widths or channels,
+image ``side``, ``kernel``, ``stride``, ``padding``, ... as they apply, every one with a
+default, so a plain call works), the activation, the loss and a seed, and returns
+``(net, X, y)``. Everything is drawn from one Generator, in this order:
+
+- the layers, first to last: each layer's own initialisation, then a bias uniform in
+  [-0.5, 0.5] for every Dense and Conv2d layer (their initialisation has b = 0, a point
+  where some second-derivative terms vanish and a wrong formula could pass);
+- the inputs ``X``: uniform in [-2, 2] for vectors (N, n_in), [-1, 1] for images
+  (N, c_in, side, side);
+- the targets ``y``: for ``"mse"`` (N, n_out) uniform in [-1, 1]; for ``"cross_entropy"``
+  the labels ``arange(N) % n_out`` (no draw), so every class appears once N >= n_out;
+- N(0, :data:`JITTER` ^2) noise on every parameter, so none of them (RBF centres, reader
+  weights) sits exactly where its initialisation put it.
+
+The record also lists the *growable* layers (neuron layers whose units a linear reader
+takes: the layers splitting surgery can grow) and the activations that apply (none for
+an RBF network, whose neurons have no activation).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from minisplit._checks import check_choice, check_int, make_rng
+from minisplit.activations import ACTIVATIONS
+from minisplit.layers import RBF, AvgPool2d, Conv2d, Dense, Flatten
+from minisplit.losses import LOSSES
+from minisplit.network import Network, flatten
+
+#: Standard deviation of the noise added to every parameter after the initialisation.
+JITTER = 0.1
+#: Every activation; the architectures with activated neurons take any of them.
+ALL_ACTIVATIONS = tuple(ACTIVATIONS)
+#: The arguments of every builder that are not sizes.
+NOT_SIZES = ("activation", "loss", "seed")
+
+
+# ---- checks and the draws every builder shares ------------------------------------------
+
+
+def _start(activation, loss, seed, activations, **sizes) -> np.random.Generator:
+    """Check the builder's arguments (sizes are integers >= 1, paddings >= 0); its Generator."""
+    if activations:
+        check_choice(activation, "activation", activations)
+    elif activation is not None:
+        raise ValueError(f"activation must be None (these neurons have none), got {activation!r}")
+    check_choice(loss, "loss", sorted(LOSSES))
+    for name, value in sizes.items():
+        check_int(value, name, low=0 if name.startswith("padding") else 1)
+    if loss == "cross_entropy" and sizes["n_out"] < 2:
+        raise ValueError(
+            f"n_out must be >= 2 with the cross_entropy loss (the classes), got {sizes['n_out']}"
+        )
+    return make_rng(seed)
+
+
+def _conv_side(side, kernel, stride, padding, name="side", layer="") -> int:
+    """Output side of a convolution of a side x side input; ValueError if the kernel won't fit."""
+    if side + 2 * padding < kernel:
+        raise ValueError(f"{name} must be >= kernel{layer} - 2 * padding{layer} = "
+                         f"{kernel - 2 * padding}, got {side}")
+    return (side + 2 * padding - kernel) // stride + 1
+
+
+def _random_bias(layer, rng):
+    """The layer with a bias drawn uniform in [-0.5, 0.5] (Dense and Conv2d start at b = 0)."""
+    W, b = layer.params
+    return type(layer).from_config(layer.config(), [W, rng.uniform(-0.5, 0.5, size=b.shape)])
+
+
+def _dense(n_in, n_out, activation, rng):
+    return _random_bias(Dense(n_in, n_out, activation, seed=rng), rng)
+
+
+def _conv(c_in, c_out, kernel, stride, padding, activation, rng):
+    conv = Conv2d(c_in, c_out, kernel, stride=stride, padding=padding, activation=activation,
+                  seed=rng)
+    return _random_bias(conv, rng)
+
+
+def _finish(layers, loss, X, n_out, rng):
+    """``(net, X, y)``: draw the targets, then the parameter noise."""
+    n = X.shape[0]
+    if loss == "mse":
+        y = rng.uniform(-1.0, 1.0, size=(n, n_out))  # (N, n_out)
+    else:
+        y = np.arange(n) % n_out  # (N,) labels, every class once n >= n_out
+    net = Network(layers, loss)
+    net = net.with_params(flatten(net.params) + JITTER * rng.standard_normal(net.n_params))
+    return net, X, y
+
+
+# ---- the builders: one per architecture ------------------------------------------------
+
+
+def dense(*, activation="tanh", loss="mse", seed=0, n=6, n_in=2, width=4, n_out=2):
+    """Dense(n_in -> width, activation) -> Dense(width -> n_out) on inputs (n, n_in).
+
+    Parameters
+    ----------
+    activation : str
+        One of :data:`minisplit.ACTIVATIONS`.
+    loss : str
+        ``"mse"`` or ``"cross_entropy"`` (then ``n_out`` >= 2 classes).
+    seed : int or Generator
+        Draws everything (the order is in the module docstring).
+    n, n_in, width, n_out : int
+        Samples, input features, hidden neurons, outputs; all >= 1.
+
+    Returns
+    -------
+    net : Network
+    X : ndarray (n, n_in)
+    y : ndarray (n, n_out) for mse, (n,) integer labels for cross_entropy
+
+    Examples
+    --------
+    >>> net, X, y = dense(loss="cross_entropy", n=3, width=5)
+    >>> net.forward(X).shape, y
+    ((3, 2), array([0, 1, 0]))
+    """
+    rng = _start(activation, loss, seed, ALL_ACTIVATIONS, n=n, n_in=n_in, width=width, n_out=n_out)
+    layers = [_dense(n_in, width, activation, rng), _dense(width, n_out, "identity", rng)]
+    return _finish(layers, loss, rng.uniform(-2.0, 2.0, size=(n, n_in)), n_out, rng)
+
+
+def deep_dense(
+    *, activation="tanh", loss="mse", seed=0, n=6, n_in=2, width1=3, width2=4, width3=3, n_out=2
+):
+    """Three hidden Dense layers: n_in -> width1 -> width2 -> width3 -> n_out.
+
+    Arguments as in :func:`dense`; ``width1``, ``width2``, ``width3`` are the hidden
+    widths, each layer with ``activation``.
+
+    Examples
+    --------
+    >>> net, X, y = deep_dense(width2=1)
+    >>> [layer.n_neurons for layer in net.layers]
+    [3, 1, 3, 2]
+    """
+    widths = {"width1": width1, "width2": width2, "width3": width3}
+    rng = _start(activation, loss, seed, ALL_ACTIVATIONS, n=n, n_in=n_in, **widths, n_out=n_out)
+    sizes = [n_in, width1, width2, width3]
+    layers = [_dense(a, b, activation, rng) for a, b in zip(sizes[:-1], sizes[1:])]
+    layers.append(_dense(width3, n_out, "identity", rng))
+    return _finish(layers, loss, rng.uniform(-2.0, 2.0, size=(n, n_in)), n_out, rng)
+
+
+def conv_flatten(
+    *, activation="tanh", loss="mse", seed=0, n=6, c_in=2, side=5, channels=3, kernel=3,
+    stride=2, padding=1, n_out=2,
+):
+    """Conv2d(c_in -> channels, kernel, stride, padding) -> Flatten -> Dense(-> n_out).
+
+    The default: 5x5 images, a 3x3 kernel with stride 2 and padding 1 gives 3x3 maps,
+    so the Dense layer reads 3 * 9 = 27 columns. Arguments as in :func:`dense`, and
+    ``c_in`` input channels, ``side`` x ``side`` images, ``channels`` neurons.
+
+    Examples
+    --------
+    >>> net, X, y = conv_flatten()
+    >>> X.shape, net.layers[2].W.shape
+    ((6, 2, 5, 5), (2, 27))
+    """
+    rng = _start(activation, loss, seed, ALL_ACTIVATIONS, n=n, c_in=c_in, side=side,
+                 channels=channels, kernel=kernel, stride=stride, padding=padding, n_out=n_out)
+    out = _conv_side(side, kernel, stride, padding)
+    layers = [
+        _conv(c_in, channels, kernel, stride, padding, activation, rng),  # (n, channels, out, out)
+        Flatten(),
+        _dense(channels * out**2, n_out, "identity", rng),
+    ]
+    return _finish(layers, loss, rng.uniform(-1.0, 1.0, size=(n, c_in, side, side)), n_out, rng)
+
+
+def conv_pool(
+    *, activation="tanh", loss="mse", seed=0, n=6, c_in=2, side=7, channels=3, kernel=3,
+    stride=2, padding=1, pool=2, n_out=2,
+):
+    """Conv2d(c_in -> channels) -> AvgPool2d(pool) -> Flatten -> Dense(-> n_out).
+
+    The default: 7x7 images, 3x3 kernel, stride 2, padding 1 -> 4x4 maps -> 2x2 after
+    pooling -> Dense(12 -> 2). ``pool`` must divide the convolution's output side.
+    Other arguments as in :func:`conv_flatten`.
+
+    Examples
+    --------
+    >>> net, X, y = conv_pool(side=5, kernel=2, stride=1, padding=0)  # 4x4 maps, pooled 2x2
+    >>> net.layers[3].W.shape
+    (2, 12)
+    """
+    rng = _start(activation, loss, seed, ALL_ACTIVATIONS, n=n, c_in=c_in, side=side,
+                 channels=channels, kernel=kernel, stride=stride, padding=padding, pool=pool,
+                 n_out=n_out)
+    out = _conv_side(side, kernel, stride, padding)
+    if out % pool:
+        raise ValueError(f"pool must divide the convolution's output side {out}, got {pool}")
+    layers = [
+        _conv(c_in, channels, kernel, stride, padding, activation, rng),  # (n, channels, out, out)
+        AvgPool2d(pool),  # (n, channels, out / pool, out / pool)
+        Flatten(),
+        _dense(channels * (out // pool) ** 2, n_out, "identity", rng),
+    ]
+    return _finish(layers, loss, rng.uniform(-1.0, 1.0, size=(n, c_in, side, side)), n_out, rng)
+
+
+def conv_conv(
+    *, activation="tanh", loss="mse", seed=0, n=6, c_in=2, side=5, channels1=3, kernel1=3,
+    stride1=1, padding1=1, channels2=2, kernel2=2, stride2=2, padding2=0, n_out=2,
+):
+    """Conv2d(c_in -> channels1) -> Conv2d(-> channels2) -> Flatten -> Dense(-> n_out).
+
+    The default: 5x5 images, 3x3 kernel with padding 1 (5x5 maps), then a 2x2 kernel with
+    stride 2 (2x2 maps), Dense(8 -> 2). The first convolution's reader is the second.
+    Other arguments as in :func:`conv_flatten`, numbered by layer.
+
+    Examples
+    --------
+    >>> net, X, y = conv_conv(kernel2=5, stride2=1)  # the second kernel covers the 5x5 maps
+    >>> net.layers[3].W.shape
+    (2, 2)
+    """
+    rng = _start(activation, loss, seed, ALL_ACTIVATIONS, n=n, c_in=c_in, side=side,
+                 channels1=channels1, kernel1=kernel1, stride1=stride1, padding1=padding1,
+                 channels2=channels2, kernel2=kernel2, stride2=stride2, padding2=padding2,
+                 n_out=n_out)
+    o1 = _conv_side(side, kernel1, stride1, padding1, layer="1")
+    o2 = _conv_side(o1, kernel2, stride2, padding2, "the first convolution's output side", "2")
+    layers = [
+        _conv(c_in, channels1, kernel1, stride1, padding1, activation, rng),  # (n, c1, o1, o1)
+        _conv(channels1, channels2, kernel2, stride2, padding2, activation, rng),  # (n, c2, o2, o2)
+        Flatten(),
+        _dense(channels2 * o2**2, n_out, "identity", rng),
+    ]
+    return _finish(layers, loss, rng.uniform(-1.0, 1.0, size=(n, c_in, side, side)), n_out, rng)
+
+
+def rbf(*, activation=None, loss="mse", seed=0, n=6, n_in=2, centers=4, n_out=2):
+    """RBF(n_in -> centers, width 1) -> Dense(centers -> n_out); no activation applies.
+
+    Arguments as in :func:`dense`; ``activation`` must be None.
+
+    Examples
+    --------
+    >>> net, X, y = rbf(centers=2, n_out=1)
+    >>> net.forward(X).shape
+    (6, 1)
+    """
+    rng = _start(activation, loss, seed, (), n=n, n_in=n_in, centers=centers, n_out=n_out)
+    layers = [RBF(n_in, centers, width=1.0, seed=rng), _dense(centers, n_out, "identity", rng)]
+    return _finish(layers, loss, rng.uniform(-2.0, 2.0, size=(n, n_in)), n_out, rng)
+
+
+def rbf_dense(*, activation="tanh", loss="mse", seed=0, n=6, n_in=2, centers=4, width=3, n_out=2):
+    """RBF(n_in -> centers) -> Dense(centers -> width, activation) -> Dense(width -> n_out).
+
+    Arguments as in :func:`rbf`; ``activation`` is the hidden Dense layer's.
+
+    Examples
+    --------
+    >>> net, X, y = rbf_dense(activation="swish")
+    >>> net.layers[1].act.name
+    'swish'
+    """
+    rng = _start(activation, loss, seed, ALL_ACTIVATIONS, n=n, n_in=n_in, centers=centers,
+                 width=width, n_out=n_out)
+    layers = [
+        RBF(n_in, centers, width=1.0, seed=rng),
+        _dense(centers, width, activation, rng),
+        _dense(width, n_out, "identity", rng),
+    ]
+    return _finish(layers, loss, rng.uniform(-2.0, 2.0, size=(n, n_in)), n_out, rng)
+
+
+# ---- the table -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """One architecture of the table.
+
+    Attributes
+    ----------
+    name : str
+        Its key in :data:`ARCHITECTURES`.
+    build : callable
+        ``build(activation=..., loss=..., seed=..., **sizes) -> (net, X, y)``, every
+        argument a keyword with a default.
+    growable : tuple of int
+        Indices into ``net.layers`` of the neuron layers read by a linear reader (the
+        layers :func:`minisplit.split` can grow), first to last.
+    activations : tuple of str
+        The activations ``build`` takes; empty when its neurons have none (then
+        ``activation`` must be None).
+    """
+
+    name: str
+    build: Callable[..., tuple]
+    growable: tuple[int, ...]
+    activations: tuple[str, ...]
+
+    @property
+    def sizes(self) -> dict:
+        """``{name: default}`` of the sizes ``build`` takes (its keywords but activation, loss
+        and seed).
+
+        Examples
+        --------
+        >>> ARCHITECTURES["dense"].sizes
+        {'n': 6, 'n_in': 2, 'width': 4, 'n_out': 2}
+        """
+        parameters = inspect.signature(self.build).parameters.values()
+        return {p.name: p.default for p in parameters if p.name not in NOT_SIZES}
+
+    def __str__(self) -> str:
+        return self.name
+
+
+#: The architectures by name, in table order.
+ARCHITECTURES = {
+    arch.name: arch
+    for arch in (
+        Architecture("dense", dense, (0,), ALL_ACTIVATIONS),
+        Architecture("deep_dense", deep_dense, (0, 1, 2), ALL_ACTIVATIONS),
+        Architecture("conv_flatten", conv_flatten, (0,), ALL_ACTIVATIONS),
+        Architecture("conv_pool", conv_pool, (0,), ALL_ACTIVATIONS),
+        Architecture("conv_conv", conv_conv, (0, 1), ALL_ACTIVATIONS),
+        Architecture("rbf", rbf, (0,), ()),
+        Architecture("rbf_dense", rbf_dense, (0, 1), ALL_ACTIVATIONS),
+    )
+}
