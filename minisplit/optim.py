@@ -43,6 +43,9 @@ class _Optimizer:
 
     name: str = ""
     state_keys: tuple[str, ...] = ()
+    #: True for an optimiser that runs on the whole training set at once (L-BFGS):
+    #: :func:`minisplit.train` hands it the full-batch loss instead of stepping it.
+    full_batch: bool = False
 
     def __init__(self):
         self._state: dict[str, list[np.ndarray]] = {}
@@ -155,7 +158,7 @@ class _Optimizer:
             raise ValueError(f"state dict must hold 't', got keys {sorted(d)}")
         t = d.pop("t")
         t = check_int(t.item() if isinstance(t, np.ndarray) else t, "t", low=0)
-        n = len(d) // len(self.state_keys)
+        n = len(d) // len(self.state_keys) if self.state_keys else 0
         expected = {f"{key}.{i}" for key in self.state_keys for i in range(n)}
         if set(d) != expected:
             raise ValueError(
@@ -225,11 +228,19 @@ class SGD(_Optimizer):
 class Adam(_Optimizer):
     """Adam: per-coordinate steps from bias-corrected moment estimates.
 
-    At step t = 1, 2, ... with gradient g (m, v zeros at first)::
+    At each step with gradient g (m, v, c1, c2 zeros at first)::
 
-        m <- beta1 m + (1 - beta1) g              m_hat = m / (1 - beta1^t)
-        v <- beta2 v + (1 - beta2) g^2            v_hat = v / (1 - beta2^t)
-        p <- p - lr m_hat / (sqrt(v_hat) + epsilon)
+        m  <- beta1 m  + (1 - beta1) g            m_hat = m / c1
+        v  <- beta2 v  + (1 - beta2) g^2          v_hat = v / c2
+        c1 <- beta1 c1 + (1 - beta1)              (= 1 - beta1^t after t steps)
+        c2 <- beta2 c2 + (1 - beta2)              (= 1 - beta2^t)
+        p  <- p - lr m_hat / (sqrt(v_hat) + epsilon)
+
+    The bias corrections c1, c2 are kept per coordinate, as the moments of a constant
+    gradient 1 (Kingma & Ba's 1 - beta^t, with t the coordinate's own step count). A
+    surgery maps them like the moments: an offspring of a split inherits its parent's,
+    a brand-new neuron starts at 0, so its first update is lr-sized (lr g / (|g| +
+    epsilon)) like a fresh optimiser's, not 2.5-5 times larger as with one global t.
 
     Parameters
     ----------
@@ -256,7 +267,7 @@ class Adam(_Optimizer):
     """
 
     name = "adam"
-    state_keys = ("m", "v")
+    state_keys = ("m", "v", "c1", "c2")
 
     def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8, eps=None):
         super().__init__()
@@ -273,12 +284,13 @@ class Adam(_Optimizer):
         b1, b2 = self.beta1, self.beta2
         m = [b1 * m_k + (1.0 - b1) * g for m_k, g in zip(state["m"], grads)]
         v = [b2 * v_k + (1.0 - b2) * g * g for v_k, g in zip(state["v"], grads)]
-        c1, c2 = 1.0 - b1**self.t, 1.0 - b2**self.t
+        c1 = [b1 * c + (1.0 - b1) for c in state["c1"]]
+        c2 = [b2 * c + (1.0 - b2) for c in state["c2"]]
         new = [
-            p - self.lr * (m_k / c1) / (np.sqrt(v_k / c2) + self.epsilon)
-            for p, m_k, v_k in zip(params, m, v)
+            p - self.lr * (m_k / c1_k) / (np.sqrt(v_k / c2_k) + self.epsilon)
+            for p, m_k, v_k, c1_k, c2_k in zip(params, m, v, c1, c2)
         ]
-        return new, {"m": m, "v": v}
+        return new, {"m": m, "v": v, "c1": c1, "c2": c2}
 
     def config(self) -> dict:
         return {
@@ -290,11 +302,94 @@ class Adam(_Optimizer):
         }
 
 
-OPTIMIZERS = {"sgd": SGD, "adam": Adam}
+class LBFGS(_Optimizer):
+    """Full-batch L-BFGS on the hand-derived gradient, run to a stationary point.
+
+    ``scipy.optimize.minimize(method="L-BFGS-B")`` without bounds, on the flat parameter
+    vector, with the exact loss and gradient of the network (no finite differences). It
+    stops when the gradient's 2-norm is at most ``grad_tol`` (the round is *stationary*:
+    the parametric local minimum the splitting theory speaks of), or after the round's
+    iteration budget, or when the line search can make no more progress. Each call starts
+    with an empty curvature memory, so there is no state to carry through a surgery.
+
+    Parameters
+    ----------
+    grad_tol : float
+        > 0, the gradient norm at which training stops.
+    memory : int
+        >= 1, the number of curvature pairs kept (scipy's ``maxcor``).
+
+    Notes
+    -----
+    For small problems only: every iteration evaluates the whole training set, at least
+    once. :func:`minisplit.train` runs it (``optimizer.step`` is refused).
+
+    References
+    ----------
+    R. H. Byrd, P. Lu, J. Nocedal, C. Zhu, "A limited memory algorithm for bound
+    constrained optimization", SIAM J. Sci. Comput. 16 (1995).
+    """
+
+    name = "lbfgs"
+    full_batch = True
+
+    def __init__(self, grad_tol=1e-6, memory=10):
+        super().__init__()
+        self.grad_tol = check_real(grad_tol, "grad_tol", low=0, low_open=True)
+        self.memory = check_int(memory, "memory", low=1)
+
+    def step(self, params, grads):
+        raise TypeError("LBFGS is a full-batch optimiser: train with minisplit.train, which "
+                        "hands it the whole training set")
+
+    def minimize(self, fun_and_grad, x0, max_iter, on_iteration):
+        """Run L-BFGS from ``x0``; return ``(x, iterations, stationary)``.
+
+        ``fun_and_grad(x) -> (loss, gradient)`` on flat vectors; ``on_iteration(x, loss,
+        grad_norm)`` after each iteration.
+        """
+        from scipy.optimize import minimize  # imported here: only this optimiser needs it
+
+        last = {}
+
+        def evaluate(x):
+            value, grad = fun_and_grad(x)
+            last.update(x=x.copy(), norm=float(np.linalg.norm(grad)))
+            return value, grad
+
+        state = {"stationary": False}
+
+        def callback(intermediate_result):
+            x = intermediate_result.x
+            norm = last["norm"] if np.array_equal(last["x"], x) else float(
+                np.linalg.norm(fun_and_grad(x)[1])
+            )
+            on_iteration(x, float(intermediate_result.fun), norm)
+            if norm <= self.grad_tol:
+                state["stationary"] = True
+                raise StopIteration
+
+        evaluate(np.asarray(x0, dtype=np.float64))
+        if last["norm"] <= self.grad_tol or max_iter == 0:
+            return np.asarray(x0, dtype=np.float64), 0, last["norm"] <= self.grad_tol
+        result = minimize(
+            evaluate, x0, jac=True, method="L-BFGS-B", callback=callback,
+            options={"maxiter": max_iter, "maxcor": self.memory, "gtol": 0.0, "ftol": 0.0,
+                     "maxfun": 50 * max_iter + 100},
+        )
+        self.t += int(result.nit)
+        return result.x, int(result.nit), state["stationary"]
+
+    def config(self) -> dict:
+        return {"name": self.name, "grad_tol": self.grad_tol, "memory": self.memory}
+
+
+OPTIMIZERS = {"sgd": SGD, "adam": Adam, "lbfgs": LBFGS}
 
 
 def make_optimizer(name, **kwargs) -> _Optimizer:
-    """An optimiser by name: ``"sgd"`` (:class:`SGD`) or ``"adam"`` (:class:`Adam`).
+    """An optimiser by name: ``"sgd"`` (:class:`SGD`), ``"adam"`` (:class:`Adam`) or
+    ``"lbfgs"`` (:class:`LBFGS`, full batch).
 
     Examples
     --------

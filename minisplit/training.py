@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from minisplit._checks import check_int, check_real, check_type, make_rng
-from minisplit.network import Network
+from minisplit.network import Network, flatten, unflatten
 
 #: A loss more than this many times (1 + the loss at the start of ``train``) is divergence.
 DIVERGED = 1e10
@@ -77,13 +77,18 @@ class TrainResult:
     ``net`` the trained network (a new object); ``losses`` the recorded
     mini-batch losses, each taken before the update of its step (steps 0,
     log_every, 2 log_every, ...); ``steps_run`` the number of updates made;
-    ``plateaued`` whether training stopped because the :class:`Plateau` rule fired.
+    ``plateaued`` whether training stopped because the :class:`Plateau` rule fired;
+    ``stationary`` whether it stopped because the full-batch gradient norm fell to the
+    optimiser's ``grad_tol`` (L-BFGS); ``probe_loss`` the full-batch training loss after
+    ``probe_step`` updates (None when not asked for, or not reached).
     """
 
     net: object
     losses: list
     steps_run: int
     plateaued: bool
+    stationary: bool = False
+    probe_loss: float | None = None
 
 
 def minibatches(n, batch_size, rng):
@@ -134,7 +139,8 @@ def _check_data(X, y):
 
 
 def train(
-    net, X, y, optimizer, steps, batch_size=None, rng=None, plateau=None, log_every=1
+    net, X, y, optimizer, steps, batch_size=None, rng=None, plateau=None, log_every=1,
+    probe_step=None,
 ) -> TrainResult:
     """Run up to ``steps`` optimiser updates on mini-batches of (X, y).
 
@@ -162,6 +168,15 @@ def train(
         Early-stopping rule on the recorded losses; None trains all ``steps``.
     log_every : int
         Record every ``log_every``-th step's loss, > 0.
+    probe_step : int or None
+        Also measure the full-batch training loss after this many updates
+        (``TrainResult.probe_loss``): the growth loop's "gain after a few steps".
+
+    Notes
+    -----
+    A full-batch optimiser (:class:`minisplit.LBFGS`) takes the whole training set at
+    every iteration: ``batch_size`` must be None, ``plateau`` is not used, each of its
+    iterations counts as one step, and it stops early at a stationary point.
 
     Returns
     -------
@@ -182,8 +197,14 @@ def train(
     X = np.asarray(X, dtype=np.float64)
     steps = check_int(steps, "steps", low=0)
     log_every = check_int(log_every, "log_every", low=1)
+    probe_step = check_int(probe_step, "probe_step", low=0, none=True)
     if plateau is not None:
         check_type(plateau, "plateau", Plateau, "a Plateau or None")
+    if optimizer.full_batch:
+        if batch_size is not None:
+            raise ValueError(f"batch_size must be None for the full-batch {optimizer.name}, "
+                             f"got {batch_size!r}")
+        return _train_full_batch(net, X, y, optimizer, steps, log_every, probe_step)
     if batch_size is None:
         batches = None
     elif rng is None:
@@ -193,8 +214,10 @@ def train(
         )
     else:
         batches = minibatches(X.shape[0], batch_size, rng)
-    current, losses, start = net.copy(), [], None
+    current, losses, start, probe = net.copy(), [], None, None
     for step in range(steps):
+        if step == probe_step:
+            probe = float(current.loss(X, y)) if batches is not None else None
         if batches is None:
             value, grads = current._loss_and_grad_unchecked(X, y)
         else:
@@ -206,9 +229,42 @@ def train(
                 f"training diverged at step {step}: the loss went from {start:.4g} to "
                 f"{value:.4g}; lower the learning rate ({optimizer!r})"
             )
+        if step == probe_step and probe is None:
+            probe = float(value)  # full batch: the loss of this step is the full-batch loss
         if step % log_every == 0:
             losses.append(float(value))
             if plateau is not None and plateau.reached(losses):
-                return TrainResult(current, losses, step, True)
+                return TrainResult(current, losses, step, True, probe_loss=probe)
         current = current._with_params_unchecked(optimizer._advance(current.params, grads))
-    return TrainResult(current, losses, steps, False)
+    if probe_step == steps:
+        probe = float(current.loss(X, y))
+    return TrainResult(current, losses, steps, False, probe_loss=probe)
+
+
+def _train_full_batch(net, X, y, optimizer, steps, log_every, probe_step) -> TrainResult:
+    """``train`` for a full-batch optimiser: its iterations on the exact loss and gradient.
+
+    ``losses`` holds the loss before each iteration (as for the stepped optimisers, the
+    loss each update starts from), every ``log_every``-th of them.
+    """
+    like = net.params
+
+    def fun_and_grad(x):
+        value, grads = net._with_params_unchecked(unflatten(x, like))._loss_and_grad_unchecked(
+            X, y
+        )
+        return value, flatten(grads)
+
+    values = [float(fun_and_grad(flatten(like))[0])]  # the loss after 0, 1, 2, ... iterations
+
+    def on_iteration(x, value, grad_norm):
+        if not math.isfinite(value):
+            raise DivergenceError(f"{optimizer.name} reached a loss of {value}")
+        values.append(value)
+
+    x, iterations, stationary = optimizer.minimize(fun_and_grad, flatten(like), steps,
+                                                   on_iteration)
+    losses = values[:iterations][::log_every]
+    at = values[probe_step] if probe_step is not None and probe_step < len(values) else None
+    trained = net._with_params_unchecked(unflatten(x, like))
+    return TrainResult(trained, losses, iterations, False, stationary, at)

@@ -304,11 +304,12 @@ def test_grow_shows_progress_on_stderr(grow_run):
     _, _, err, _ = grow_run
     lines = err.splitlines()
     assert "\r" not in err  # not a terminal: one line per event
-    assert lines[0].startswith("[....................] 0/12  splitting    seed 0  round  0")
+    runs = 2 * len(STRATEGY_NAMES)  # every strategy and reference run, two seeds
+    assert lines[0].startswith(f"[....................] 0/{runs}  splitting    seed 0  round  0")
     assert any("fixed        seed 1" in line and "steps from scratch" in line for line in lines)
     for method in STRATEGY_NAMES:
         assert any(f"{method} " in line and "seed 1" in line for line in lines)
-    assert lines[-1] == "[####################] 12/12  done"
+    assert lines[-1] == f"[####################] {runs}/{runs}  done"
 
 
 def test_quiet_grow_writes_nothing_on_stderr(tmp_path, capsys):

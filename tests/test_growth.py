@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from minisplit import (
+    RBF,
     AvgPool2d,
     Conv2d,
     Dense,
@@ -307,7 +308,7 @@ def test_sizes_and_flops():
         ({"selection": "knapsack"}, "knapsack"),
         ({"fraction": 1.5}, "fraction"),
         ({"budget": 0}, "budget"),
-        ({"optimizer": "lbfgs"}, "optimizer must be one of"),
+        ({"optimizer": "rmsprop"}, "optimizer must be one of"),
         ({"optimizer": "adam", "optimizer_options": {"momentum": 0.9}}, "momentum"),
         ({"steps_per_round": 0}, "steps_per_round"),
     ],
@@ -362,3 +363,50 @@ def test_a_neurons_cost_from_the_layers_equals_a_real_surgery(widths, conv, use_
         theta, out_weights = grown_parts(net, index)
         one = add_neurons(net, index, np.zeros((1, theta.shape[1])), np.zeros_like(out_weights[:1]))
         assert costs[index] == measure(network_size(one, X, layers), kind) - base
+
+
+def test_every_round_records_its_gradient_norm_and_early_loss(grown, teacher):
+    X, y = teacher
+    h = grown.history
+    last = h.rounds[-1]
+    _, grads = grown.net.loss_and_grad(X, y)
+    assert last.grad_norm == pytest.approx(np.linalg.norm(np.concatenate(
+        [g.ravel() for g in grads])), rel=1e-12)
+    assert h.rounds[0].early_loss is None  # no surgery, no gain to measure
+    for r in h.rounds[1:]:
+        # full batch: the early loss is the loss before update number early_steps
+        assert r.early_loss == r.losses[FAST.early_steps]
+
+
+def test_lbfgs_rounds_end_at_stationary_points():
+    """The paper's setting: an RBF student grown by one split per round, each round
+    trained by full-batch L-BFGS to a gradient norm below its tolerance."""
+    X, y = datasets.rbf_teacher(n=60, n_centers=3, seed=1)
+    net = Network([RBF(1, 1, width=0.5, seed=0), Dense(1, 1, "identity", seed=0)], "mse")
+    config = GrowthConfig(optimizer="lbfgs", optimizer_options={"grad_tol": 1e-7},
+                          selection="k", k=1, budget=3, steps_per_round=2000, eps=0.1)
+    h = grow(net, X, y, config).history
+    assert h.column("n_neurons") == [1, 2, 3]
+    for r in h.rounds:
+        assert r.stationary and r.grad_norm <= 1e-7 and not r.plateaued
+    for r in h.rounds[1:]:
+        assert r.early_loss <= r.loss_after_split  # L-BFGS never raises the loss
+        assert r.train_loss <= r.early_loss
+    with pytest.raises(ValueError, match="batch_size must be None for the full-batch"):
+        GrowthConfig(optimizer="lbfgs", batch_size=8)
+
+
+def test_scratch_trains_every_size_of_splitting_from_a_fresh_start():
+    data = datasets.load("rbf_teacher", n=60)
+    c = compare(data, lambda s: mlp([1, 2, 1], seed=s), GrowthConfig(budget=6, steps_per_round=60),
+                ["splitting", "fixed", "scratch"], [0, 1])
+    for split_h, scratch_h, fixed_h in zip(*(c.histories[s] for s in ("splitting", "scratch",
+                                                                       "fixed"))):
+        assert scratch_h.meta["strategy"] == "scratch"
+        assert scratch_h.column("neurons") == split_h.column("neurons")
+        assert scratch_h.column("total_steps") == scratch_h.column("steps") == \
+            split_h.column("total_steps")  # each size from scratch, as many steps in all
+        assert all(r.surgery is None for r in scratch_h.rounds)
+        # at the final size, scratch is the fixed baseline: same architecture, seed, steps
+        assert scratch_h.rounds[-1].train_loss == fixed_h.rounds[0].train_loss
+    assert set(c.by_size("train_loss")["scratch"]) == set(c.by_size("train_loss")["splitting"])

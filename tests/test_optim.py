@@ -242,3 +242,38 @@ def test_bad_step_inputs_are_refused():
         opt.step(np.zeros(2), [np.zeros(2)])
     with pytest.raises(ValueError, match="finite"):
         opt.step([np.zeros(2)], [np.array([1.0, np.nan])])
+
+
+def test_a_fresh_neurons_first_adam_update_is_lr_sized():
+    """After many steps, a brand-new neuron's first update is lr g / (|g| + epsilon), as for a
+    fresh optimiser: its bias corrections start at 0 (with one global step count it was
+    (1 - beta1) / sqrt(1 - beta2) ~ 3.2 times lr)."""
+    net = mlp([2, 3, 2], seed=0)
+    opt = Adam(lr=0.01)
+    params = net.params
+    for _ in range(1000):
+        params = opt.step(params, [np.ones_like(p) for p in params])
+    net = net.with_params(params)
+    grown = add_neurons(net, 0, theta=np.ones((1, 3)), out_weights=np.ones((1, 2, 1)))
+    opt.after_surgery(lambda arrays: carry_state(net, 0, arrays, [-1]))
+    grads = [np.ones_like(p) for p in grown.params]  # the same constant gradient as before
+    after = opt.step(grown.params, grads)
+    moved = [a - b for a, b in zip(after, grown.params)]
+    step = -0.01 * 1.0 / (1.0 + 1e-8)  # lr g / (|g| + epsilon)
+    np.testing.assert_allclose(moved[0][3], step, rtol=1e-12)  # the new neuron's weights
+    np.testing.assert_allclose(moved[1][3], step, rtol=1e-12)  # its bias
+    np.testing.assert_allclose(moved[2][:, 3], step, rtol=1e-12)  # the reader's weights on it
+    # the old neurons keep their history: constant gradients, so exactly lr-sized too
+    np.testing.assert_allclose(moved[0][:3], step, rtol=1e-9)
+
+
+def test_an_offspring_inherits_its_parents_bias_correction():
+    net = mlp([2, 3, 2], seed=0)
+    opt = stepped(Adam(), net)
+    before = opt.state
+    grown = split(net, 0, np.array([1]), np.ones((1, 3)) / np.sqrt(3), eps=0.1)
+    opt.after_surgery(lambda arrays: carry_state(net, 0, arrays, [1]))
+    for key in ("c1", "c2"):
+        W0 = opt.state[key][0]
+        np.testing.assert_array_equal(W0[3], before[key][0][1])
+    assert [p.shape for p in opt.state["c1"]] == [p.shape for p in grown.params]

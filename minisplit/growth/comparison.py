@@ -7,7 +7,9 @@ over seeds) is the one table the command line, the benchmarks and the tutorials 
 Besides the growth strategies (:data:`minisplit.growth.strategies.STRATEGIES`), a
 comparison can run *reference* runs that do not grow, one record each in
 :data:`REFERENCES`: "fixed" trains the final architecture of the same seed's
-splitting run from scratch for that run's total steps.
+splitting run from scratch for that run's total steps; "scratch" trains, for every size
+that run passed through, a fresh network of that size for the steps the run had spent by
+the end of that size (the paper's "baseline (scratch)").
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ import numpy as np
 from minisplit._checks import check_callable, check_choice, check_int, check_type
 from minisplit._files import write_text_atomic
 from minisplit.growth.checkpoint import check_destination
-from minisplit.growth.config import GrowthConfig
+from minisplit.growth.config import GrowthConfig, GrowthResult
 from minisplit.growth.history import VERSION, History
 from minisplit.growth.loop import grow, train_fixed
 from minisplit.growth.strategies import STRATEGIES
+from minisplit.splitting.surgery import add_neurons, grown_parts
 
 #: Value of the ``format`` field of a comparison file.
 FORMAT = "minisplit.comparison"
@@ -38,9 +41,10 @@ class Reference:
     """A reference run of a comparison that does not grow (one row of :data:`REFERENCES`).
 
     ``after`` names the strategy whose run of the same seed it needs;
-    ``run(grown, parts, config) -> GrowthResult`` with ``grown`` that run's
-    GrowthResult and ``parts = (X_train, y_train, X_test, y_test)``;
-    ``describe(grown) -> str`` says in a few words what the run will do (progress lines).
+    ``run(grown, start, parts, config) -> GrowthResult`` with ``grown`` that run's
+    GrowthResult, ``start`` the seed's starting network and ``parts = (X_train, y_train,
+    X_test, y_test)``; ``describe(grown) -> str`` says in a few words what the run will do
+    (progress lines).
     """
 
     name: str
@@ -50,9 +54,33 @@ class Reference:
     summary: str = ""
 
 
-def _fixed(grown, parts, config):
+def _fixed(grown, start, parts, config):
     final, steps = grown.net, grown.history.total_steps
     return train_fixed(final, parts[0], parts[1], config, steps, *parts[2:])
+
+
+def _widened(net, layers, widths):
+    """``net`` with zero neurons appended until each layer of ``layers`` has ``widths``."""
+    for index, width in zip(layers, widths):
+        theta, out_weights = grown_parts(net, index)
+        extra = width - theta.shape[0]
+        if extra > 0:
+            net = add_neurons(net, index, np.zeros((extra, theta.shape[1])),
+                              np.zeros((extra,) + out_weights.shape[1:]))
+    return net
+
+
+def _scratch(grown, start, parts, config):
+    """Every size of the grown run, trained from a fresh start for the steps spent to reach
+    the end of that size's round; one round per size in the returned history."""
+    history, layers = grown.history, grown.history.meta["layers"]
+    rounds, last = [], None
+    for r in history.rounds:
+        sized = _widened(start, layers, r.neurons)
+        last = train_fixed(sized, parts[0], parts[1], config, r.total_steps, *parts[2:])
+        rounds.append(dataclasses.replace(last.history.rounds[0], round=r.round))
+    scratch = History({**last.history.meta, "strategy": "scratch"}, rounds)
+    return GrowthResult(last.net, scratch)
 
 
 #: Reference runs a comparison can include, by name.
@@ -62,6 +90,9 @@ REFERENCES = {
         Reference("fixed", "splitting", _fixed,
                   lambda grown: f"{grown.history.total_steps} steps from scratch",
                   "the final architecture of splitting, trained from scratch as long"),
+        Reference("scratch", "splitting", _scratch,
+                  lambda grown: f"{len(grown.history.rounds)} sizes from scratch",
+                  "every size splitting passed through, trained from scratch as long"),
     )
 }
 #: Every name :func:`compare` accepts, in table order: the strategies, then the references.
@@ -130,7 +161,7 @@ def compare(
                 run = dataclasses.replace(config, seed=seed, strategy=ref.after)
                 if report is not None:
                     report({"event": "reference", "text": ref.describe(grown)})
-                result = ref.run(grown, parts, run)
+                result = ref.run(grown, make_net(seed), parts, run)
                 if report is not None:
                     report({"event": "stop", "round": 0, "reason": result.history.meta[
                         "stop_reason"]})

@@ -58,11 +58,16 @@ class GrowthConfig:
     plateau_window, plateau_rel_tol : int or None, float
         :class:`minisplit.train.Plateau`; window None trains full rounds.
     optimizer, lr, optimizer_options : str, float, dict
-        ``make_optimizer(optimizer, lr=lr, **optimizer_options)``.
+        ``make_optimizer(optimizer, lr=lr, **optimizer_options)``: "adam", "sgd", or
+        "lbfgs" (full-batch L-BFGS run to a stationary point, ``optimizer_options``
+        ``grad_tol`` and ``memory``; it ignores ``lr`` and the plateau rule).
     surgery_state : {"inherit", "reset"}
         The optimiser state at a surgery (``optimizer.after_surgery``).
     batch_size : int or None
-        None: full batch.
+        None: full batch (the only choice for ``optimizer="lbfgs"``).
+    early_steps : int
+        After a surgery, the full-batch loss is also recorded after this many updates
+        (``Round.early_loss``): the surgery's gain after a few steps.
     solver, relu_surrogate
         How splitting indices are computed (:func:`minisplit.splitting_indices`).
     net2net_noise, gradmax_scale : float
@@ -99,6 +104,7 @@ class GrowthConfig:
     optimizer_options: dict = field(default_factory=dict)
     surgery_state: str = "inherit"
     batch_size: int | None = None
+    early_steps: int = 10
     solver: str = "dense"
     relu_surrogate: float | None = None
     net2net_noise: float = 0.01
@@ -142,6 +148,7 @@ class GrowthConfig:
             "plateau_rel_tol": lambda v, n: check_real(v, n, low=0),
             "lr": lambda v, n: check_real(v, n, **positive),
             "batch_size": lambda v, n: check_int(v, n, low=1, none=True),
+            "early_steps": lambda v, n: check_int(v, n, low=0),
             "relu_surrogate": lambda v, n: check_real(v, n, **positive, none=True),
             "net2net_noise": lambda v, n: check_real(v, n, low=0),
             "gradmax_scale": lambda v, n: check_real(v, n, **positive),
@@ -160,6 +167,9 @@ class GrowthConfig:
                     'selection="knapsack" needs knapsack_flops, or budget_kind="flops" with a '
                     "budget (the FLOPs left are then the knapsack's capacity)"
                 )
+        if OPTIMIZERS[self.optimizer].full_batch and self.batch_size is not None:
+            raise ValueError(f"batch_size must be None for the full-batch optimizer "
+                             f"{self.optimizer!r}, got {self.batch_size!r}")
         allowed = set(inspect.signature(OPTIMIZERS[self.optimizer]).parameters) - {"lr"}
         unknown = sorted(set(self.optimizer_options) - allowed)
         if unknown:
@@ -193,8 +203,10 @@ class GrowthConfig:
         return cls(**doc)
 
     def make_optimizer(self):
-        """A fresh optimiser with these settings."""
-        return make_optimizer(self.optimizer, lr=self.lr, **self.optimizer_options)
+        """A fresh optimiser with these settings (``lr`` for the optimisers that take one)."""
+        takes_lr = "lr" in inspect.signature(OPTIMIZERS[self.optimizer]).parameters
+        lr = {"lr": self.lr} if takes_lr else {}
+        return make_optimizer(self.optimizer, **lr, **self.optimizer_options)
 
     def plateau(self) -> Plateau | None:
         """Every round's plateau rule (None: train ``steps_per_round`` updates)."""

@@ -23,8 +23,9 @@ from minisplit._files import write_text_atomic
 
 #: Value of the ``format`` field of a history file.
 FORMAT = "minisplit.history"
-#: The version :meth:`History.save` writes and the newest :meth:`History.load` reads.
-VERSION = 1
+#: The version :meth:`History.save` writes and the newest :meth:`History.load` reads
+#: (version 2 added the rounds' ``grad_norm``, ``stationary`` and ``early_loss``).
+VERSION = 2
 #: Round fields measured with a wall clock: they differ between two identical runs.
 TIME_FIELDS = ("time_train", "time_split")
 
@@ -62,6 +63,10 @@ class Round:
     train_accuracy: float | None
     test_loss: float | None
     test_accuracy: float | None
+    # added in history version 2 (a version-1 file reads them as unknown):
+    grad_norm: float | None = None  # full-batch gradient norm at the end of the round
+    stationary: bool = False  # training stopped at grad_norm <= the optimiser's grad_tol
+    early_loss: float | None = None  # full-batch loss after config.early_steps updates
 
     def to_dict(self) -> dict:
         """The round as a JSON object (layer keys of ``chosen`` as strings)."""
@@ -75,8 +80,10 @@ class Round:
         """Rebuild from :meth:`to_dict`'s output; ValueError for missing or unknown fields."""
         if not isinstance(doc, dict):
             raise ValueError(f"a round must be a JSON object, got {type(doc).__name__}")
-        names = {f.name for f in dataclasses.fields(cls)}
-        missing, unknown = sorted(names - set(doc)), sorted(set(doc) - names)
+        fields = dataclasses.fields(cls)
+        names = {f.name for f in fields}
+        required = {f.name for f in fields if f.default is dataclasses.MISSING}
+        missing, unknown = sorted(required - set(doc)), sorted(set(doc) - names)
         if missing or unknown:
             raise ValueError(f"a round must have the fields of Round: missing {missing}, "
                              f"unknown {unknown}")

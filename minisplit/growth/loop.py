@@ -34,7 +34,7 @@ from minisplit.growth.selection import SELECTIONS
 from minisplit.growth.sizes import growable_layers, measure, network_size, unit_costs
 from minisplit.growth.strategies import STRATEGIES, reinitialized
 from minisplit.growth.strategies import Round as RoundInput
-from minisplit.network import Network
+from minisplit.network import Network, flatten
 from minisplit.splitting.matrices import splitting_indices
 from minisplit.splitting.surgery import carry_state
 from minisplit.training import train
@@ -123,30 +123,39 @@ def _surgery(strategy, net, X, y, growths, config):
 
 
 def _metrics(net, data) -> dict:
-    """Full-batch loss, and accuracy for cross-entropy, on the training and test data."""
+    """Full-batch loss (and its gradient's norm on the training data), and accuracy for
+    cross-entropy, on the training and test data."""
     X, y, X_test, y_test = data
-    out = {}
+    value, grads = net.loss_and_grad(X, y)
+    out = {"grad_norm": float(np.linalg.norm(flatten(grads)))}
     for part, A, b in (("train", X, y), ("test", X_test, y_test)):
         loss = accuracy = None
         if A is not None:
-            loss = float(net.loss(A, b))
+            loss = float(value) if part == "train" else float(net.loss(A, b))
             if net.loss_fn.name == "cross_entropy":
                 accuracy = float(np.mean(np.argmax(net.forward(A), axis=1) == np.asarray(b)))
         out[f"{part}_loss"], out[f"{part}_accuracy"] = loss, accuracy
     return out
 
 
-def _train(net, data, optimizer, rng, config, steps, plateau, layers, steps_before):
-    """Train one round: the trained network and the round's training fields."""
+def _train(net, data, optimizer, rng, config, steps, plateau, layers, steps_before, probe):
+    """Train one round: the trained network and the round's training fields.
+
+    ``probe``: also record the full-batch loss after ``config.early_steps`` updates (the
+    surgery's gain after a few steps; round 0 has no surgery and does not ask).
+    """
     start = time.perf_counter()
-    result = train(net, data[0], data[1], optimizer, steps, config.batch_size, rng, plateau)
+    result = train(net, data[0], data[1], optimizer, steps, config.batch_size, rng, plateau,
+                   probe_step=config.early_steps if probe else None)
     fields = {
         "time_train": time.perf_counter() - start,
         **network_size(result.net, data[0], layers),
         "steps": int(result.steps_run),
         "total_steps": steps_before + int(result.steps_run),
         "plateaued": bool(result.plateaued),
+        "stationary": bool(result.stationary),
         "losses": [float(v) for v in result.losses],
+        "early_loss": result.probe_loss,
         **_metrics(result.net, data),
     }
     return result.net, fields
@@ -219,7 +228,7 @@ class _Run:
         config, steps_before = self.config, self.history.total_steps
         self.net, fields = _train(
             net, self.data, self.optimizer, self.rng, config, config.steps_per_round,
-            config.plateau(), self.layers, steps_before,
+            config.plateau(), self.layers, steps_before, probe=surgery["surgery"] is not None,
         )
         record = Round(**surgery, **fields)
         self.history.rounds.append(record)
@@ -360,6 +369,6 @@ def train_fixed(net, X, y, config, steps, X_test=None, y_test=None) -> GrowthRes
     history = _new_history("fixed", config, layers, net)
     history.meta["stop_reason"] = "steps"
     optimizer = config.make_optimizer()
-    fresh, fields = _train(fresh, data, optimizer, rng, config, steps, None, layers, 0)
+    fresh, fields = _train(fresh, data, optimizer, rng, config, steps, None, layers, 0, False)
     history.rounds.append(Round(**_NO_SURGERY, **fields))
     return GrowthResult(fresh, history)
