@@ -170,3 +170,88 @@ def plot_spectrum(history, path=None, title=None) -> Figure:
     ax.set_ylabel("splitting index")
     ax.set_title(title or "splitting indices per round")
     return _finish(fig, path)
+
+
+def plot_by_size(comparison, path=None, metric="test_loss", title=None) -> Figure:
+    """A metric against size: the median over seeds and its interquartile band, per strategy.
+
+    The numbers are :meth:`Comparison.by_size`'s: at each size, the seeds whose run trained
+    there; a size some seeds never reached is drawn hollow. Reference runs at one size
+    ("fixed") are single points with a bar from the first to the third quartile.
+
+    Parameters
+    ----------
+    comparison : Comparison
+    path : str or os.PathLike or None
+    metric : {"train_loss", "test_loss", "train_accuracy", "test_accuracy"}
+    title : str or None
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    check_type(comparison, "comparison", Comparison)
+    check_choice(metric, "metric", METRICS)
+    fig, ax = _figure()
+    table, positive = comparison.by_size(metric), True
+    for colour, (name, cells) in enumerate(table.items()):
+        if not cells:
+            continue
+        sizes = np.array(sorted(cells), dtype=np.float64)
+        median = np.array([cells[s].median for s in sorted(cells)])
+        q1 = np.array([cells[s].q1 for s in sorted(cells)])
+        q3 = np.array([cells[s].q3 for s in sorted(cells)])
+        full = np.array([cells[s].every_seed for s in sorted(cells)])
+        positive &= bool(np.all(q1 > 0))
+        c = f"C{colour}"
+        if sizes.size == 1:
+            ax.errorbar(sizes, median, yerr=[median - q1, q3 - median], fmt="s", color=c,
+                        ms=5, capsize=3, label=name)
+            continue
+        ax.fill_between(sizes, q1, q3, color=c, alpha=0.18, lw=0)
+        ax.plot(sizes, median, "-", color=c, lw=1.3, label=name)
+        ax.plot(sizes[full], median[full], "o", color=c, ms=3.5)
+        ax.plot(sizes[~full], median[~full], "o", mfc="none", color=c, ms=3.5)
+    if positive and metric.endswith("loss"):
+        ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("neurons in the grown layers")
+    ax.set_ylabel(f"{metric.replace('_', ' ')} (median, band: quartiles)")
+    ax.set_title(title or f"{comparison.dataset}: {metric.replace('_', ' ')} at each size")
+    if ax.lines:
+        ax.legend(fontsize="small")
+    return _finish(fig, path)
+
+
+def plot_split_plane(s, t, L, path=None, title=None) -> Figure:
+    """The loss of the two-copy network over offsets (s, t): :func:`landscapes.split_plane`.
+
+    The diagonal s = t is the small network moving along v (a valley through its minimum);
+    the anti-diagonal s = -t is the split along v (downhill when the splitting index is
+    negative): a minimum of the small network is a saddle of the split one.
+    """
+    s, t, L = np.asarray(s), np.asarray(t), np.asarray(L)
+    fig, ax = _figure(5.6, 4.6)
+    contours = ax.contourf(s, t, L.T, 30, cmap="viridis")
+    fig.colorbar(contours, ax=ax, label="loss")
+    ax.plot(s, s, "w--", lw=1.2, label="s = t: the small network")
+    ax.plot(s, -s, "r--", lw=1.2, label="s = -t: the split along v_min")
+    ax.plot(0, 0, "wo", ms=5)
+    ax.set_xlabel("offset s of copy 1")
+    ax.set_ylabel("offset t of copy 2")
+    ax.set_title(title or "a minimum of the small network is a saddle of the split one")
+    ax.legend(loc="lower left", fontsize="small")
+    return _finish(fig, path)
+
+
+def plot_eps_law(eps, actual, predicted, path=None, title=None) -> Figure:
+    """|loss change| of a split against eps, measured and predicted ((eps^2/2) lambda), log-log."""
+    eps, actual, predicted = (np.asarray(a, dtype=np.float64) for a in (eps, actual, predicted))
+    fig, ax = _figure(5.6, 4.0)
+    ax.loglog(eps, np.abs(predicted), "-", color="C0", label="predicted (eps^2/2) |lambda_min|")
+    ax.loglog(eps, np.abs(actual), "o", color="C3", ms=5, label="measured |change of the loss|")
+    ax.set_xlabel("eps")
+    ax.set_ylabel("|loss change|")
+    ax.set_title(title or "the eps^2 law of a split")
+    ax.legend(fontsize="small")
+    return _finish(fig, path)

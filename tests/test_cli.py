@@ -1,9 +1,11 @@
 """The command line: verify table, grow end to end, exit statuses, --help, one-line errors."""
 
+import base64
 import contextlib
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -232,7 +234,7 @@ def test_every_data_set_has_grow_defaults():
 
 # ---- grow end to end, on a tiny setting ---------------------------------------------------
 
-TINY = ["--task", "moons", "--seeds", "2", "--start", "1", "--budget", "3", "--steps", "25"]
+TINY = ["--task", "spirals", "--seeds", "2", "--start", "2", "--budget", "4", "--steps", "25"]
 
 
 @pytest.fixture(scope="module")
@@ -263,6 +265,7 @@ def test_grow_writes_the_promised_files(grow_run):
         "spectrum.png",
         "comparison.png",
         "accuracy.png",
+        "report.html",
     }
     assert {p.name for p in out_dir.iterdir()} == expected | {".minisplit-output.json"}
     marker = json.loads((out_dir / ".minisplit-output.json").read_text())
@@ -274,7 +277,7 @@ def test_grow_writes_the_promised_files(grow_run):
         assert (out_dir / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     comparison = Comparison.load(out_dir / "comparison.json")
     assert set(comparison.histories) == set(STRATEGY_NAMES) and comparison.seeds == [0, 1]
-    assert comparison.dataset == "moons"
+    assert comparison.dataset == "spirals"
     history = History.load(out_dir / "history.json")
     assert history.meta["strategy"] == "splitting" and history.meta["config"]["seed"] == 0
     assert history.rounds == comparison.histories["splitting"][0].rounds
@@ -297,18 +300,24 @@ def test_grow_prints_the_median_over_seeds_at_every_size(grow_run):
                     assert float(cell) == pytest.approx(np.median(at[size]), rel=1e-3)
                 else:
                     assert cell == "-"
-        assert 1 in table  # the starting size
+        assert {2, 3, 4} <= set(table)  # the starting size and the grown ones
 
 
 def test_grow_shows_progress_on_stderr(grow_run):
+    """Not a terminal: one line per finished run, and a last line when all are done."""
     _, _, err, _ = grow_run
     lines = err.splitlines()
-    assert "\r" not in err  # not a terminal: one line per event
+    assert "\r" not in err
     runs = 2 * len(STRATEGY_NAMES)  # every strategy and reference run, two seeds
-    assert lines[0].startswith(f"[....................] 0/{runs}  splitting    seed 0  round  0")
-    assert any("fixed        seed 1" in line and "steps from scratch" in line for line in lines)
-    for method in STRATEGY_NAMES:
-        assert any(f"{method} " in line and "seed 1" in line for line in lines)
+    assert len(lines) == runs + 1
+    first = re.fullmatch(r"\[#\.{19}\] 1/(\d+)  splitting    seed 0  (\d+) rounds, (\d+) "
+                         r"neurons, loss [0-9.e-]+, stop: (\w+) \([0-9.]+ s\)", lines[0])
+    assert first and int(first.group(1)) == runs and first.group(4) == "budget"
+    assert lines[-2].startswith(f"[####################] {runs}/{runs}  scratch      seed 1  ")
+    assert any("fixed        seed 1" in line and "steps from scratch, stop: steps" in line
+               for line in lines)
+    for name in STRATEGY_NAMES:
+        assert sum(f"  {name} " in line for line in lines) == 2  # once per seed
     assert lines[-1] == f"[####################] {runs}/{runs}  done"
 
 
@@ -317,7 +326,7 @@ def test_quiet_grow_writes_nothing_on_stderr(tmp_path, capsys):
     assert main([*argv, "--out", str(tmp_path / "o")]) == 0
     captured = capsys.readouterr()
     assert captured.err == ""
-    assert table_of(captured.out, "train loss")[1].keys() == {"net2net"}
+    assert table_of(captured.out, "train loss")[2].keys() == {"net2net"}
 
 
 class FakeTerminal(io.StringIO):
@@ -326,10 +335,11 @@ class FakeTerminal(io.StringIO):
 
 
 def test_progress_rewrites_one_line_on_a_terminal():
-    stream = FakeTerminal()
-    progress = Progress(["splitting", "fixed"], 1, stream)
+    stream, now = FakeTerminal(), [100.0]
+    progress = Progress(["splitting", "fixed"], 1, stream, clock=lambda: now[0])
     rounds = [(0, 2, 0.5, 100), (1, 3, 0.25, 150)]
     for r, n, loss, steps in rounds:
+        now[0] += 2.0
         event = {"event": "round", "round": r, "n_neurons": n, "loss": loss, "total_steps": steps}
         progress({**event, "strategy": "splitting", "seed": 0})
     progress({"event": "stop", "round": 1, "reason": "budget", "strategy": "splitting", "seed": 0})
@@ -341,8 +351,10 @@ def test_progress_rewrites_one_line_on_a_terminal():
     assert text.count("\n") == 1 and text.endswith("\n")
     shown = text.rstrip("\n").split("\r")[1:]
     assert shown[1].startswith("[....................] 0/2  splitting    seed 0  round  1")
-    assert "neurons   3  loss 0.25" in shown[1]
+    assert "neurons   3  loss 0.25" in shown[1] and shown[1].rstrip().endswith("[4 s, ETA ?]")
+    # one of two runs done after 4 s: 4 s more to go
     assert shown[2].startswith("[##########..........] 1/2  fixed        seed 0  150 steps")
+    assert shown[2].rstrip().endswith("[4 s, ETA 4 s]")
     assert shown[3].startswith("[####################] 2/2  done")
     # a shorter line is padded with spaces to wipe the longer one before it
     assert len(shown[3]) == len(shown[2].rstrip()) > len(shown[3].rstrip())
@@ -461,3 +473,27 @@ def test_a_checkpointed_comparison_is_refused_again_unless_resumed_or_overwritte
     with pytest.raises(SystemExit):
         main([*QUICK, "--resume", "--out", str(tmp_path / "p")])
     assert "need a --checkpoint" in capsys.readouterr().err
+
+
+def test_the_report_is_one_self_contained_page_with_every_section(grow_run):
+    _, _, _, out_dir = grow_run
+    page = (out_dir / "report.html").read_text(encoding="utf-8")
+    headings = re.findall(r"<h2[^>]*>(.*?)</h2>", page)
+    assert headings == [
+        "1. A local minimum that splitting escapes",
+        "2. The eps² law on this run&#x27;s first split",
+        "3. Growth at matched sizes",
+        "4. Splitting indices, round by round",
+        "5. Verdict and settings",
+        "The tables as printed",
+    ]
+    images = re.findall(r'<img [^>]*src="([^"]*)"', page)
+    assert len(images) == 5 and all(src.startswith("data:image/png;base64,") for src in images)
+    for figure in images:  # each one decodes to a PNG
+        assert base64.b64decode(figure.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "<script" not in page and "http" not in page and "<link" not in page
+    assert "all positive, so this is a strict local minimum" in page
+    comparison = Comparison.load(out_dir / "comparison.json")
+    standing = comparison.standing("train_loss")["new_neurons"]
+    assert (f"new_neurons</td><td>{len(standing.at_least_as_good)} of "
+            f"{len(standing.matched)}</td>") in page

@@ -12,9 +12,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from dataclasses import dataclass
 
 from minisplit import GrowthConfig, Network, compare, datasets, growth, mlp
+from minisplit.cli import story
 from minisplit.cli._args import eps_value, fail, positive_int
 from minisplit.cli._output import MARKER, OutputFolder
 
@@ -86,32 +88,64 @@ def grow_config(args) -> GrowthConfig:
 
 
 class Progress:
-    """Reports each event of :func:`minisplit.compare` on one line, with a bar of finished runs.
+    """The progress of :func:`minisplit.compare` on a stream (stderr).
 
-    On a terminal the line is rewritten in place (``\\r``); into a file or a
-    pipe every event gets its own line. A run is counted done at its "stop" event.
+    On a terminal: one line redrawn in place (``\\r``), a bar of finished runs, the run
+    and round being trained, its size and loss, the time elapsed and an estimate of the
+    time left (from the runs finished so far). Into a file or a pipe: one line per
+    finished run, with its rounds, size, final loss, stop reason and time.
+
+    Parameters
+    ----------
+    strategies : list of str
+    n_seeds : int
+    stream : text file
+    clock : callable
+        Seconds, monotonic (default ``time.monotonic``; tests pass a fake).
     """
 
-    def __init__(self, strategies, n_seeds, stream):
+    def __init__(self, strategies, n_seeds, stream, clock=time.monotonic):
         self.total, self.done = len(strategies) * n_seeds, 0
         self.stream, self.tty, self.width = stream, stream.isatty(), 0
+        self.clock = clock
+        self.start = self.run_start = clock()
+        self.last = {}  # the latest round event of the run in progress
 
     def __call__(self, event) -> None:
         name, seed = event["strategy"], event["seed"]
         if event["event"] == "round":
-            self.show(
-                f"{name:<12} seed {seed}  round {event['round']:>2}  "
-                f"neurons {event['n_neurons']:>3}  loss {event['loss']:.4g}"
-            )
+            self.last = event
+            if self.tty:
+                self.show(f"{name:<12} seed {seed}  round {event['round']:>2}  neurons "
+                          f"{event['n_neurons']:>3}  loss {event['loss']:.4g}")
         elif event["event"] == "reference":
-            self.show(f"{name:<12} seed {seed}  {event['text']}")
-        else:  # "stop"
+            self.last = {"text": event["text"]}
+            if self.tty:
+                self.show(f"{name:<12} seed {seed}  {event['text']}")
+        else:  # "stop": a run finished
             self.done += 1
+            seconds, self.run_start = self.clock() - self.run_start, self.clock()
+            if not self.tty:
+                what = self.last.get("text") or (
+                    f"{event['round']} rounds, {self.last.get('n_neurons', '?')} neurons, "
+                    f"loss {self.last.get('loss', float('nan')):.4g}"
+                )
+                self.show(f"{name:<12} seed {seed}  {what}, stop: {event['reason']} "
+                          f"({seconds:.1f} s)")
+            self.last = {}
+
+    def _times(self) -> str:
+        elapsed = self.clock() - self.start
+        if self.done == 0:
+            return f"{elapsed:.0f} s, ETA ?"
+        left = elapsed / self.done * (self.total - self.done)
+        return f"{elapsed:.0f} s, ETA {left:.0f} s"
 
     def show(self, text) -> None:
         filled = round(20 * self.done / self.total)
         line = f"[{'#' * filled}{'.' * (20 - filled)}] {self.done}/{self.total}  {text}"
         if self.tty:
+            line = f"{line}  [{self._times()}]"
             self.stream.write("\r" + line.ljust(self.width))
             self.width = len(line)
         else:
@@ -155,8 +189,9 @@ def report(comparison, task) -> str:
     return "\n\n".join(parts)
 
 
-def write_outputs(comparison, task, table, out) -> None:
-    """Figures, JSON and the table into ``out`` (an :class:`OutputFolder`, or a folder path).
+def write_outputs(comparison, task, table, out, page=None) -> None:
+    """Figures, JSON, the table and the report page into ``out`` (an :class:`OutputFolder`,
+    or a folder path).
 
     The training curve and the spectrum are those of the first strategy's first
     seed (splitting's, unless --strategies leaves it out).
@@ -177,6 +212,8 @@ def write_outputs(comparison, task, table, out) -> None:
         figures["accuracy.png"] = lambda p: plots.plot_comparison(comparison, p, "test_accuracy")
     for name, draw in figures.items():
         draw(out / name)
+    if page is not None:
+        page.save(out / "report.html")
 
 
 def add_arguments(parser):
@@ -357,8 +394,12 @@ def _grow_and_write(args, config, out) -> int:
         progress.close()
     table = report(comparison, data.task)
     print("\n" + table + "\n")
+    page = story.build_page(comparison, data, config,
+                            lambda seed: starting_network(data, start, seed),
+                            _settings(args, data, start, config))
+    page.section("The tables as printed").preformatted(table)
     try:
-        write_outputs(comparison, data.task, table, out)
+        write_outputs(comparison, data.task, table, out, page)
         paths = out.commit()
     except OSError as err:
         print(f"minisplit grow: cannot write the outputs to {str(out.path)!r}: "
@@ -367,6 +408,17 @@ def _grow_and_write(args, config, out) -> int:
     shown = [p.name for p in paths if p.name != MARKER]
     print(f"Wrote {', '.join(shown)} to {out.path.resolve()}{os.sep}")
     return 0
+
+
+def _settings(args, data, start, config) -> list[list[str]]:
+    """The run's settings as (name, value) rows, for the report: the task and the starting
+    network, then every field of the GrowthConfig the strategies ran with."""
+    rows = [["task", f"{data.name} ({len(data.X_train)} training, {len(data.X_test)} test)"],
+            ["starting network", f"{start} hidden tanh neurons"],
+            ["strategies", ", ".join(args.strategies)]]
+    skipped = ("strategy", "seed")  # set per run
+    return rows + [[f"GrowthConfig.{k}", repr(v)] for k, v in config.to_dict().items()
+                   if k not in skipped]
 
 
 # ---- parsing and dispatch ---------------------------------------------------------------

@@ -195,8 +195,9 @@ METRICS = ("train_loss", "test_loss", "train_accuracy", "test_accuracy")
 class SizeCell:
     """A metric at one size over the seeds whose run trained at that size.
 
-    ``median``, ``low`` (min) and ``high`` (max) of the values; ``count`` how many
-    seeds trained at exactly that size, of ``n_seeds``.
+    ``median``, ``low`` (min), ``high`` (max), ``q1`` and ``q3`` (the 25th and 75th
+    percentiles, linear interpolation) of the values; ``count`` how many seeds trained
+    at exactly that size, of ``n_seeds``.
     """
 
     median: float
@@ -204,11 +205,26 @@ class SizeCell:
     high: float
     count: int
     n_seeds: int
+    q1: float = float("nan")
+    q3: float = float("nan")
 
     @property
     def every_seed(self) -> bool:
         """Whether every seed's run trained at this size."""
         return self.count == self.n_seeds
+
+
+@dataclass(frozen=True)
+class Standing:
+    """The matched sizes of two runs, and those where the reference was at least as good."""
+
+    matched: list
+    at_least_as_good: list
+
+    @property
+    def worse(self) -> list:
+        """The matched sizes where the reference's median was worse."""
+        return [n for n in self.matched if n not in self.at_least_as_good]
 
 
 @dataclass
@@ -257,10 +273,51 @@ class Comparison:
                         at.setdefault(size, []).append(value)
             table[strategy] = {
                 size: SizeCell(float(statistics.median(v)), float(min(v)), float(max(v)),
-                               len(v), len(runs))
+                               len(v), len(runs), *map(float, np.percentile(v, [25, 75])))
                 for size, v in sorted(at.items())
             }
         return table
+
+    def standing(self, metric, reference="splitting") -> dict:
+        """Where ``reference``'s median is at least as good as each other run's, size by size.
+
+        A size is *matched* for ``reference`` and another run when every seed of both
+        trained at it (:attr:`SizeCell.every_seed`), the starting size excepted (round 0
+        is the same run for every strategy). "At least as good" is <= for a loss and >=
+        for an accuracy.
+
+        Returns
+        -------
+        dict {name: Standing}
+            For every run but ``reference``.
+
+        Examples
+        --------
+        >>> import minisplit as ms
+        >>> data = ms.datasets.load("rbf_teacher", n=40)
+        >>> c = ms.compare(data, lambda s: ms.mlp([1, 2, 1], seed=s),
+        ...                ms.GrowthConfig(budget=4, steps_per_round=20),
+        ...                ["splitting", "new_neurons"], [0, 1])
+        >>> s = c.standing("train_loss")["new_neurons"]
+        >>> s.matched, len(s.at_least_as_good) <= len(s.matched)
+        ([3, 4], True)
+        """
+        check_choice(metric, "metric", METRICS)
+        check_choice(reference, "reference", list(self.histories))
+        table = self.by_size(metric)
+        start = {h.rounds[0].n_neurons for h in self.histories[reference]}
+        mine = {n: c for n, c in table[reference].items() if c.every_seed and n not in start}
+        larger = metric.endswith("accuracy")
+        out = {}
+        for name, cells in table.items():
+            if name == reference:
+                continue
+            matched = [n for n in mine if n in cells and cells[n].every_seed]
+            good = [n for n in matched
+                    if (mine[n].median >= cells[n].median if larger
+                        else mine[n].median <= cells[n].median)]
+            out[name] = Standing(matched, good)
+        return out
 
     def rows(self) -> list[dict]:
         """One table row per (strategy, seed): final sizes, losses, accuracies, steps, times."""
