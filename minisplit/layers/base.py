@@ -34,11 +34,22 @@ and :func:`minisplit.load` all go through it.
 
 from __future__ import annotations
 
+import functools
 import inspect
 
 import numpy as np
 
 from minisplit._checks import check_array
+
+
+@functools.cache
+def _settings(cls) -> tuple[list, list]:
+    """The names a layer class's ``_configure`` takes, and those without a default (cached:
+    every copy and surgery asks)."""
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    parameters = [p for p in list(inspect.signature(cls._configure).parameters.values())[1:]
+                  if p.kind in named]  # the settings, without self
+    return [p.name for p in parameters], [p.name for p in parameters if p.default is p.empty]
 
 
 class Layer:
@@ -67,11 +78,8 @@ class Layer:
         """
         if not isinstance(config, dict):
             raise TypeError(f"config must be a dict of {cls.__name__} settings, got {config!r}")
-        named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-        parameters = [p for p in list(inspect.signature(cls._configure).parameters.values())[1:]
-                      if p.kind in named]  # the settings, without self
-        takes = [p.name for p in parameters]
-        missing = [p.name for p in parameters if p.default is p.empty and p.name not in config]
+        takes, required = _settings(cls)
+        missing = [name for name in required if name not in config]
         unknown = sorted(set(config) - set(takes))
         if unknown or missing:
             raise ValueError(f"config must hold {cls.__name__} settings ({', '.join(takes)}), "
