@@ -45,7 +45,7 @@ from minisplit.layers import (
     ReadingLayer,
 )
 from minisplit.losses import LOSSES, get_loss
-from minisplit.network import MAX_HESSIAN_PARAMS, Network, flatten, mlp, unflatten
+from minisplit.network import MAX_HESSIAN_PARAMS, Head, Network, flatten, mlp, unflatten
 from minisplit.optim import SGD, Adam, make_optimizer
 from minisplit.splitting import (
     add_neurons,
@@ -94,6 +94,7 @@ __all__ = [
     "Conv2d",
     "Dense",
     "Flatten",
+    "Head",
     "Layer",
     "Network",
     "NeuronLayer",

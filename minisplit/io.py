@@ -30,7 +30,7 @@ import numpy as np
 from minisplit._checks import check_type
 from minisplit._files import write_atomic
 from minisplit.layers import RBF, AvgPool2d, Conv2d, Dense, Flatten
-from minisplit.network import Network
+from minisplit.network import Head, Network
 
 #: Value of the ``format`` field; a file without it is not a minisplit network.
 FORMAT = "minisplit.network"
@@ -74,9 +74,13 @@ def _check_path(path) -> str:
 
 
 def _arrays(net: Network) -> dict:
-    """The arrays of a file: the JSON header and every parameter, by key."""
+    """The arrays of a file: the JSON header, every parameter and buffer, by key.
+
+    The layers are numbered trunk first, then each head's (``heads`` says how many each
+    head has and which trunk layer it reads).
+    """
     layers = []
-    for index, obj in enumerate(net.layers):
+    for index, obj in enumerate(net.all_layers):
         name = type(obj).__name__
         if LAYER_TYPES.get(name) is not type(obj):
             raise ValueError(
@@ -84,11 +88,14 @@ def _arrays(net: Network) -> dict:
                 f"{sorted(LAYER_TYPES)}"
             )
         layers.append({"type": name, "config": obj.config()})
-    meta = {"format": FORMAT, "version": VERSION, "loss": net.loss_fn.name, "layers": layers}
+    heads = [{"at": h.at, "layers": len(h.layers), "weight": h.weight} for h in net.heads]
+    meta = {"format": FORMAT, "version": VERSION, "loss": net.loss_fn.name, "layers": layers,
+            "heads": heads, "loss_weight": net.loss_weight}
     header = json.dumps(meta, sort_keys=True, allow_nan=False).encode("utf-8")
     arrays = {_META_KEY: np.frombuffer(header, dtype=np.uint8)}
-    for index, obj in enumerate(net.layers):
-        for name, value in zip(obj.param_names, obj.params):
+    for index, obj in enumerate(net.all_layers):
+        names = (*obj.param_names, *obj.buffer_names)
+        for name, value in zip(names, [*obj.params, *obj.buffers]):
             arrays[_param_key(index, name)] = np.asarray(value, dtype=np.float64)
     return arrays
 
@@ -180,17 +187,19 @@ def _build_layer(index: int, spec: dict, arrays: dict, path: str):
             f"known: {sorted(LAYER_TYPES)}"
         )
     values = []
-    for name in cls.param_names:
+    for name in (*cls.param_names, *cls.buffer_names):
         value = arrays.pop(_param_key(index, name), None)
         if value is None:
-            raise ValueError(f"{path!r}: missing parameter {_param_key(index, name)!r}")
+            raise ValueError(f"{path!r}: missing array {_param_key(index, name)!r}")
         if value.dtype != np.float64:
             raise ValueError(
                 f"{path!r}: {_param_key(index, name)!r} must be float64, got {value.dtype}"
             )
         values.append(value)
+    n = len(cls.param_names)
     try:
-        return cls.from_config(spec["config"], values)
+        return cls.from_config(spec["config"], values[:n], values[n:] if cls.buffer_names
+                               else None)
     except (TypeError, ValueError) as err:
         raise ValueError(
             f"{path!r}: layer {index} ({cls.__name__}) has a bad config or parameters: {err}"
@@ -235,6 +244,11 @@ def load(path) -> Network:
     if arrays:
         raise ValueError(f"{path!r}: unexpected entries {sorted(arrays)}")
     try:
-        return Network(layers, meta.get("loss"))
-    except ValueError as err:
+        heads, start = [], len(layers) - sum(int(h["layers"]) for h in meta.get("heads", []))
+        trunk = layers[:start]
+        for spec in meta.get("heads", []):
+            heads.append(Head(spec["at"], layers[start : start + spec["layers"]], spec["weight"]))
+            start += spec["layers"]
+        return Network(trunk, meta.get("loss"), heads, meta.get("loss_weight", 1.0))
+    except (ValueError, TypeError, KeyError) as err:
         raise ValueError(f"{path!r}: {err}") from err

@@ -205,7 +205,7 @@ def _set(key, value):
         (lambda h, a: h["layers"][0].update(type="Lambda"), "unknown type 'Lambda'"),
         (lambda h, a: h["layers"][0]["config"].update(n_out=7), "W must have shape"),
         (lambda h, a: h["layers"][0]["config"].update(size=7), "bad config"),
-        (lambda h, a: a.pop("layer1.b"), "missing parameter 'layer1.b'"),
+        (lambda h, a: a.pop("layer1.b"), "missing array 'layer1.b'"),
         (lambda h, a: a.update({"layer1.b": a["layer1.b"].astype(np.float32)}), "float64"),
         (lambda h, a: a.update(extra=np.ones(2)), "unexpected entries"),
     ],

@@ -12,10 +12,14 @@ from minisplit import (
     LOSSES,
     MAX_HESSIAN_PARAMS,
     Dense,
+    Head,
     Network,
     flatten,
     gradcheck,
+    load,
     mlp,
+    save,
+    split,
 )
 
 KINKED = {"relu"}  # activations whose derivative jumps at z = 0
@@ -297,3 +301,66 @@ def test_with_params_flat_and_list_agree(small):
     assert from_list.loss(X, y) == from_flat.loss(X, y) != net.loss(X, y)
     np.testing.assert_array_equal(flatten(net.with_params(flatten(net.params)).params),
                                   flatten(net.params))  # fmt: skip
+
+
+# ---- heads: a reconstruction branch beside the trunk ---------------------------------------
+
+
+def _autoencoder(seed, loss_weight=2.0, weight=0.7):
+    """Encoder 4 -> 3 (tanh) -> 2 classes, and a decoder head 3 -> 4 (sigmoid) on the latent."""
+    rng = np.random.default_rng(seed)
+    encoder = Dense(4, 3, "tanh", seed=rng)
+    head = Head(0, [Dense(3, 5, "swish", seed=rng), Dense(5, 4, "sigmoid", seed=rng)], weight)
+    net = Network([encoder, Dense(3, 2, "identity", seed=rng)], "cross_entropy", [head],
+                  loss_weight=loss_weight)
+    net = net.with_params(flatten(net.params) + 0.3 * rng.standard_normal(net.n_params))
+    X = rng.uniform(0, 1, size=(6, 4))
+    return net, X, np.arange(6) % 2
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**16), loss_weight=st.floats(0.1, 20), weight=st.floats(0, 3))
+def test_a_network_with_a_head_has_exact_derivatives(seed, loss_weight, weight):
+    net, X, y = _autoencoder(seed, loss_weight, weight)
+    errors = gradcheck.check_network(net, X, y, seed=seed)
+    assert max(errors.values()) < gradcheck.TOLERANCE, errors
+
+
+def test_a_heads_loss_is_its_weighted_reconstruction_error():
+    net, X, y = _autoencoder(0)
+    trunk = Network(net.layers, "cross_entropy")
+    H = net.reconstruct(X)
+    expected = 2.0 * trunk.loss(X, y) + 0.7 * 0.5 * np.sum((H - X) ** 2) / X.shape[0]
+    assert net.loss(X, y) == pytest.approx(expected, rel=1e-14)
+    assert net.loss_and_grad(X, y)[0] == pytest.approx(expected, rel=1e-14)
+    assert [g.shape for g in net.loss_and_grad(X, y)[1]] == [p.shape for p in net.params]
+
+
+def test_a_network_with_a_head_saves_loads_and_copies(tmp_path):
+    net, X, y = _autoencoder(1)
+    save(net, tmp_path / "ae.npz")
+    back = load(tmp_path / "ae.npz")
+    assert back.loss(X, y) == net.loss(X, y)
+    assert back.heads[0].at == 0 and back.heads[0].weight == 0.7 and back.loss_weight == 2.0
+    np.testing.assert_array_equal(back.reconstruct(X), net.reconstruct(X))
+    twin = net.copy()
+    twin.heads[0].layers[0].W[0, 0] += 1.0
+    assert net.loss(X, y) != twin.loss(X, y)  # the copy's head is its own
+
+
+def test_a_layer_a_head_reads_cannot_be_grown():
+    net, X, y = _autoencoder(2)
+    with pytest.raises(ValueError, match="a head reads the output of layer 0"):
+        split(net, 0, [0], np.ones((1, 5)) / np.sqrt(5), 0.1)
+
+
+def test_bad_heads_are_refused():
+    with pytest.raises(ValueError, match=r"heads\[0\].at must be a trunk layer index"):
+        Network([Dense(2, 2)], "mse", [Head(3, [Dense(2, 2)])])
+    with pytest.raises(TypeError, match=r"heads\[0\] must be a Head"):
+        Network([Dense(2, 2)], "mse", ["decoder"])
+    with pytest.raises(ValueError, match="weight must be a finite number >= 0"):
+        Head(0, [Dense(2, 2)], weight=-1.0)
+    net = Network([Dense(2, 3), Dense(3, 1)], "mse", [Head(0, [Dense(3, 5)])])
+    with pytest.raises(ValueError, match=r"head 0 must output the input's shape \(4, 2\)"):
+        net.loss(np.zeros((4, 2)), np.zeros((4, 1)))

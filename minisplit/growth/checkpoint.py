@@ -117,7 +117,9 @@ def fingerprint(config: dict, X, y, net) -> str:
         "config": config,
         "X": [list(np.shape(X)), _digest(X)],
         "y": [list(np.shape(y)), _digest(y)],
-        "layers": [[type(obj).__name__, obj.config()] for obj in net.layers],
+        "layers": [[type(obj).__name__, obj.config()] for obj in net.all_layers],
+        "heads": [[head.at, len(head.layers), head.weight] for head in net.heads],
+        "loss_weight": net.loss_weight,
         "loss": net.loss_fn.name,
         "params": [_digest(p) for p in net.params],
     }

@@ -249,9 +249,9 @@ def reinitialized(net, rng) -> Network:
     rng = make_rng(rng, "rng")
     layers = [
         type(obj)(**obj.config(), seed=rng) if obj.param_names else obj.copy()
-        for obj in net.layers
+        for obj in net.all_layers
     ]
-    return Network(layers, net.loss_fn.name)
+    return net._rebuilt(layers)
 
 
 # ---- the records ---------------------------------------------------------------------------

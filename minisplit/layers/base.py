@@ -60,6 +60,9 @@ class Layer:
     """
 
     param_names: tuple[str, ...] = ()
+    #: Arrays the layer keeps that are not trained (saved, loaded and copied with it; e.g.
+    #: the prototype layer's masses), in this order.
+    buffer_names: tuple[str, ...] = ()
     #: True for parameter-free layers that keep the previous layer's units apart.
     passes_units: bool = False
 
@@ -69,12 +72,13 @@ class Layer:
         """Validate and store the constructor arguments (everything but the seed)."""
 
     @classmethod
-    def from_config(cls, config: dict, params=()) -> Layer:
+    def from_config(cls, config: dict, params=(), buffers=None) -> Layer:
         """A layer of this type with configuration ``config`` and (copies of) ``params``.
 
         The one construction path besides ``__init__``: no random draw, and the
         parameter shapes are checked against :meth:`param_shapes` before anything
-        large is allocated.
+        large is allocated. ``buffers`` (in ``buffer_names`` order): None gives the
+        configuration's defaults.
         """
         if not isinstance(config, dict):
             raise TypeError(f"config must be a dict of {cls.__name__} settings, got {config!r}")
@@ -87,7 +91,30 @@ class Layer:
         new = cls.__new__(cls)
         new._configure(**config)
         new.set_params(params)
+        new.set_buffers(new._default_buffers() if buffers is None else buffers)
         return new
+
+    def _default_buffers(self) -> list:
+        """The buffers of a fresh layer of this configuration (none by default)."""
+        return []
+
+    @property
+    def buffers(self) -> list[np.ndarray]:
+        """The live buffer arrays, in ``buffer_names`` order."""
+        return [getattr(self, name) for name in self.buffer_names]
+
+    def set_buffers(self, values) -> None:
+        """Replace the buffers with float64 copies of ``values`` (finite, shaped like now
+        or like :meth:`_default_buffers`)."""
+        values = list(values)
+        if len(values) != len(self.buffer_names):
+            raise ValueError(f"{type(self).__name__} has {len(self.buffer_names)} buffers, "
+                             f"got {len(values)}")
+        shapes = [np.shape(v) for v in self._default_buffers()]
+        for name, value, shape in zip(self.buffer_names, values, shapes):
+            if np.shape(value) != shape:
+                raise ValueError(f"{name} must have shape {shape}, got {np.shape(value)}")
+            setattr(self, name, check_array(value, name).copy())
 
     def config(self) -> dict:
         """JSON-able constructor arguments; ``from_config(config(), params)`` rebuilds the layer."""
@@ -136,8 +163,8 @@ class Layer:
             setattr(self, name, np.array(value, dtype=np.float64))
 
     def copy(self) -> Layer:
-        """An independent copy: same configuration, copied parameter arrays."""
-        return type(self).from_config(self.config(), self.params)
+        """An independent copy: same configuration, copied parameter and buffer arrays."""
+        return type(self).from_config(self.config(), self.params, self.buffers)
 
     # ---- the passes (docs/derivatives.md) ---------------------------------------------------
 
@@ -164,6 +191,13 @@ class Layer:
     def flops(self, in_shape) -> int:
         """Multiply-adds of the forward pass per sample of shape ``in_shape`` (0 if not counted)."""
         return 0
+
+    def penalty(self, cache) -> float:
+        """A term the layer adds to the loss, from its forward cache (0: none).
+
+        A layer with a penalty adds its gradient in :meth:`backward` and its R-image in
+        :meth:`r_backward` itself (the prototype layer's R1 and R2)."""
+        return 0.0
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())

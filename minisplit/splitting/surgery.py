@@ -30,9 +30,14 @@ def reader_index(net, layer) -> int:
     change the number of outputs) and for a non-linear reader (RBF).
     """
     neuron_layer(net, layer)
-    for index in range(layer + 1, len(net.layers)):
+    for index in range(layer, len(net.layers)):
+        if any(head.at == index for head in net.heads):
+            raise ValueError(
+                f"a head reads the output of layer {index}, so it reads layer {layer}'s units: "
+                "growing a layer a head reads is not supported"
+            )
         obj = net.layers[index]
-        if obj.passes_units:
+        if index == layer or obj.passes_units:
             continue
         if not isinstance(obj, ReadingLayer):
             raise ValueError(
