@@ -42,6 +42,7 @@ from minisplit.layers import (
     Flatten,
     Layer,
     NeuronLayer,
+    Prototypes,
     ReadingLayer,
 )
 from minisplit.losses import LOSSES, get_loss
@@ -98,6 +99,7 @@ __all__ = [
     "Layer",
     "Network",
     "NeuronLayer",
+    "Prototypes",
     "RBF",
     "ReadingLayer",
     "add_neurons",

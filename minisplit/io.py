@@ -29,7 +29,7 @@ import numpy as np
 
 from minisplit._checks import check_type
 from minisplit._files import write_atomic
-from minisplit.layers import RBF, AvgPool2d, Conv2d, Dense, Flatten
+from minisplit.layers import RBF, AvgPool2d, Conv2d, Dense, Flatten, Prototypes
 from minisplit.network import Head, Network
 
 #: Value of the ``format`` field; a file without it is not a minisplit network.
@@ -43,6 +43,7 @@ LAYER_TYPES = {
     "AvgPool2d": AvgPool2d,
     "Flatten": Flatten,
     "RBF": RBF,
+    "Prototypes": Prototypes,
 }
 
 _META_KEY = "__minisplit__"

@@ -101,8 +101,13 @@ def net2net_widen(net, layer, neurons, noise, rng) -> Network:
         (neurons.size, theta.shape[1])
     )
     out_weights[neurons] *= 0.5
+    own = net.layers[layer].neuron_weights()  # halved and copied like the reader's weights
+    if own is not None:
+        own[neurons] *= 0.5
+        own = np.concatenate([own, own[neurons]])
     return surgery.regrow(
-        net, layer, np.vstack([theta, copies]), np.concatenate([out_weights, out_weights[neurons]])
+        net, layer, np.vstack([theta, copies]), np.concatenate([out_weights, out_weights[neurons]]),
+        own,
     )
 
 

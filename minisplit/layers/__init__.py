@@ -8,6 +8,10 @@ from minisplit.layers.base import Layer, NeuronLayer, ReadingLayer
 from minisplit.layers.conv import Conv2d
 from minisplit.layers.dense import Dense
 from minisplit.layers.pool import AvgPool2d, Flatten
+from minisplit.layers.prototypes import Prototypes
 from minisplit.layers.rbf import RBF
 
-__all__ = ["Layer", "NeuronLayer", "ReadingLayer", "Dense", "RBF", "Conv2d", "AvgPool2d", "Flatten"]
+__all__ = [
+    "Layer", "NeuronLayer", "ReadingLayer", "Dense", "RBF", "Conv2d", "AvgPool2d", "Flatten",
+    "Prototypes",
+]

@@ -237,18 +237,33 @@ class NeuronLayer(Layer):
         """The configuration changes that give this layer ``n`` neurons."""
         raise NotImplementedError
 
-    def with_neuron_params(self, theta) -> NeuronLayer:
+    def neuron_weights(self) -> np.ndarray | None:
+        """The weights with which the layer itself reads its neurons (n,), or None.
+
+        A layer with a penalty on its own outputs (the prototype layer's masses) reads
+        its neurons too: a surgery scales these weights like the reader's out-weights
+        (a split halves them), so a split at eps = 0 keeps the penalty.
+        """
+        return None
+
+    def _neuron_buffers(self, n: int, weights) -> list | None:
+        """The buffers of a resized layer of ``n`` neurons with these neuron weights."""
+        return None
+
+    def with_neuron_params(self, theta, weights=None) -> NeuronLayer:
         """A new layer of this type whose neurons are the rows of ``theta`` (n', d).
 
         n' may differ from n (appended rows are new neurons); the rest of the
-        configuration is kept.
+        configuration is kept. ``weights`` (n',): the new :meth:`neuron_weights`, for a
+        layer that has them (None: the defaults).
         """
         theta = np.asarray(theta, dtype=np.float64)
         d = self.neuron_dim
         if theta.ndim != 2 or theta.shape[1] != d or theta.shape[0] == 0:
             raise ValueError(f"theta must have shape (n, {d}) with n > 0, got {theta.shape}")
         config = {**self.config(), **self._resized(theta.shape[0])}
-        return type(self).from_config(config, self._params_from_theta(theta))
+        buffers = self._neuron_buffers(theta.shape[0], weights)
+        return type(self).from_config(config, self._params_from_theta(theta), buffers)
 
     def splitting_matrices(self, dA, cache, d2f=None) -> np.ndarray:
         """``(n, d, d)``: S_i for every neuron; ``d2f`` replaces the activation's f''."""

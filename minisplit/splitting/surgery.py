@@ -86,13 +86,15 @@ def _check_plan(obj, neurons, directions, eps):
     return neurons, directions, check_real(eps, "eps", low=0)
 
 
-def regrow(net, layer, theta, out_weights):
+def regrow(net, layer, theta, out_weights, weights=None):
     """A new network whose layer ``layer`` has neurons ``theta`` read with ``out_weights``.
 
     The single surgery primitive behind :func:`split`, :func:`signed_split`,
     :func:`add_neurons` and every growth strategy: rows of ``theta`` (n', d) are the
     neurons, ``out_weights`` (n', ...) the reader's weights on each of them (rows
-    like ``reader.out_weights(n)``). The input network is untouched.
+    like ``reader.out_weights(n)``), ``weights`` (n',) the layer's own weights on them
+    (``NeuronLayer.neuron_weights``; None for a layer without). The input network is
+    untouched.
     """
     obj = neuron_layer(net, layer)
     r = reader_index(net, layer)
@@ -102,8 +104,10 @@ def regrow(net, layer, theta, out_weights):
         raise ValueError(
             f"out_weights must have {theta.shape[0]} unit rows, got {out_weights.shape[0]}"
         )
+    if weights is not None and np.shape(weights) != (theta.shape[0],):
+        raise ValueError(f"weights must have shape ({theta.shape[0]},), got {np.shape(weights)}")
     new = net.copy()
-    new.layers[layer] = obj.with_neuron_params(theta)
+    new.layers[layer] = obj.with_neuron_params(theta, weights)
     new.layers[r] = net.layers[r].with_out_weights(out_weights)
     return new
 
@@ -191,8 +195,18 @@ def _two_offspring(net, layer, neurons, directions, eps, weight, sign):
         )
     new_weights = out_weights[neurons] * weight  # (m, ...)
     out_weights[neurons] *= keep
+    own = net.layers[layer].neuron_weights()  # the layer's own reading weights, split alike
+    if own is not None and weight < 0:
+        raise ValueError(
+            f"layer {layer} ({type(net.layers[layer]).__name__}) weights its own neurons (a "
+            "penalty on them), and a signed split needs positive weights: use split"
+        )
+    if own is not None:
+        own = np.concatenate([own * np.where(np.isin(np.arange(own.size), neurons), keep, 1.0),
+                              own[neurons] * weight])
     return regrow(
-        net, layer, np.vstack([theta, appended]), np.concatenate([out_weights, new_weights])
+        net, layer, np.vstack([theta, appended]), np.concatenate([out_weights, new_weights]),
+        own,
     )
 
 
@@ -219,7 +233,7 @@ def split_many(net, plan, eps) -> object:
     return net
 
 
-def add_neurons(net, layer, theta, out_weights) -> object:
+def add_neurons(net, layer, theta, out_weights, weights=None) -> object:
     """Append brand-new neurons with given incoming and outgoing weights.
 
     Parameters
@@ -232,11 +246,15 @@ def add_neurons(net, layer, theta, out_weights) -> object:
     out_weights : ndarray (m, ...)
         The reader's weights on each new unit, shaped like rows of
         ``reader.out_weights(n)`` (Dense reader: (m, n_out, block)).
+    weights : ndarray (m,) or None
+        For a layer with neuron weights (the prototype layer's masses): the new neurons'
+        (None: the mean of the existing ones). Ignored for other layers.
 
     Returns
     -------
     Network
-        With zero ``out_weights`` the function is unchanged.
+        With zero ``out_weights`` the function is unchanged (a penalty the layer puts on
+        its own outputs, such as R1 and R2, does change with the new neurons).
     """
     old_theta, old_weights = grown_parts(net, layer)
     theta = check_array(theta, "theta")
@@ -248,8 +266,14 @@ def add_neurons(net, layer, theta, out_weights) -> object:
             f"out_weights must have shape {(theta.shape[0],) + old_weights.shape[1:]}, "
             f"got {out_weights.shape}"
         )
+    own = net.layers[layer].neuron_weights()
+    if own is not None:
+        extra = np.full(theta.shape[0], own.mean()) if weights is None else check_array(
+            weights, "weights")
+        own = np.concatenate([own, extra])
     return regrow(
-        net, layer, np.vstack([old_theta, theta]), np.concatenate([old_weights, out_weights])
+        net, layer, np.vstack([old_theta, theta]), np.concatenate([old_weights, out_weights]),
+        own,
     )
 
 
