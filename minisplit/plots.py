@@ -255,3 +255,45 @@ def plot_eps_law(eps, actual, predicted, path=None, title=None) -> Figure:
     ax.set_title(title or "the eps^2 law of a split")
     ax.legend(fontsize="small")
     return _finish(fig, path)
+
+
+def _image(values):
+    """A flat image as a square array (the digits: 64 -> 8 x 8)."""
+    values = np.asarray(values, dtype=np.float64)
+    side = int(round(np.sqrt(values.size)))
+    return values.reshape(side, side) if side * side == values.size else values[None, :]
+
+
+def plot_family_tree(splits, path=None, title=None, max_rows=8) -> Figure:
+    """The splits of a prototype growth run: parent, split direction, the two children.
+
+    One row per split (:func:`minisplit.prototypes.family_tree`), oldest first: the
+    parent prototype's image before the split (labelled with its splitting index), the
+    split direction drawn as an image on its own symmetric colour scale (how the image
+    changes along v), and the two children's images after the round's training, each
+    labelled with the class it votes for.
+    """
+    splits = list(splits)[:max_rows]
+    rows = max(1, len(splits))
+    fig = Figure(figsize=(6.4, 1.55 * rows + 0.5), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(rows, 4, squeeze=False)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if not splits:
+        axes[0, 0].set_title("no split was made")
+    for row, split in zip(axes, splits):
+        row[0].imshow(_image(split.parent_image), cmap="gray_r", vmin=0, vmax=1)
+        row[0].set_title(f"round {split.round}: p{split.parent}\nlambda_min {split.index:.3g}",
+                         fontsize=7)
+        v = _image(split.direction_image)
+        scale = float(np.max(np.abs(v))) or 1.0
+        row[1].imshow(v, cmap="RdBu_r", vmin=-scale, vmax=scale)
+        row[1].set_title("along v_min", fontsize=7)
+        for ax, child, image, vote in zip(row[2:], split.children, split.child_images,
+                                          split.votes):
+            ax.imshow(_image(image), cmap="gray_r", vmin=0, vmax=1)
+            ax.set_title(f"p{child}: votes {vote}", fontsize=7)
+    fig.suptitle(title or "the split family tree", fontsize=9)
+    return _finish(fig, path)

@@ -410,3 +410,14 @@ def test_scratch_trains_every_size_of_splitting_from_a_fresh_start():
         # at the final size, scratch is the fixed baseline: same architecture, seed, steps
         assert scratch_h.rounds[-1].train_loss == fixed_h.rounds[0].train_loss
     assert set(c.by_size("train_loss")["scratch"]) == set(c.by_size("train_loss")["splitting"])
+
+
+def test_applicable_runs_are_the_strategies_a_network_meets_the_requirements_of():
+    from minisplit import prototypes
+    from minisplit.growth.comparison import applicable_runs
+
+    assert applicable_runs(mlp([2, 3, 1], seed=0)) == (
+        "splitting", "random_split", "net2net", "new_neurons", "gradmax", "fixed", "scratch")
+    assert applicable_runs(prototypes.prototype_network(n_prototypes=2, seed=0)) == (
+        "splitting", "random_split", "net2net", "new_neurons", "principal_split",
+        "new_prototype", "fixed", "scratch")

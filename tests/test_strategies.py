@@ -12,6 +12,7 @@ from minisplit import (
     Dense,
     GrowthConfig,
     Network,
+    Prototypes,
     carry_state,
     datasets,
     mlp,
@@ -203,7 +204,12 @@ def test_growth_at_zero_noise_preserves_the_function(widths, activation, m, seed
     assert grown[2].layers[layer].n_neurons == widths[layer + 1] + neurons.size
 
 
-@settings(max_examples=20, deadline=None)
+def activation_similarity(activation):
+    """A prototype similarity for the drawn activation (so both are drawn from one draw)."""
+    return {"tanh": "gaussian", "swish": "squared"}[activation]
+
+
+@settings(max_examples=30, deadline=None)
 @given(
     widths=st.lists(st.integers(1, 4), min_size=3, max_size=4),
     activation=st.sampled_from(["tanh", "swish"]),
@@ -212,13 +218,23 @@ def test_growth_at_zero_noise_preserves_the_function(widths, activation, m, seed
 )
 def test_every_strategy_record_keeps_its_promises(widths, activation, name, seed):
     """Each record grows one neuron per chosen layer, names its parents, and preserves the
-    function exactly when it says so (at eps = 0 for a strategy with a step size)."""
+    function exactly when it says so (at eps = 0 for a strategy with a step size). A record
+    whose ``requires`` refuses an MLP (its neurons must be points of their input space) is
+    tried on a prototype network: Prototypes -> Dense."""
     strategy = STRATEGIES[name]
     rng = np.random.default_rng(seed)
     net = mlp(widths, activation=activation, seed=seed)
+    layers = list(range(len(widths) - 2))
+    try:
+        for i in layers if strategy.requires is not None else ():
+            strategy.requires(net, i)
+    except ValueError:
+        layers = [0]
+        net = Network([Prototypes(widths[0], widths[1], similarity=activation_similarity(
+            activation), r2=0.5, tau=0.3, seed=seed), Dense(widths[1], widths[-1], "identity",
+                                                          seed=seed)], "mse")
     X = rng.uniform(-2, 2, size=(6, widths[0]))  # (6, n_in)
     y = rng.uniform(-1, 1, size=(6, widths[-1]))  # (6, n_out)
-    layers = list(range(len(widths) - 2))
     pairs = {i: splitting_indices(net, X, y, i) for i in layers}
     values, vectors = {i: p[0] for i, p in pairs.items()}, {i: p[1] for i, p in pairs.items()}
     chosen = {i: np.array([0]) for i in layers}

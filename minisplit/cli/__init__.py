@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import minisplit
-from minisplit.cli import grow, verify
+from minisplit.cli import grow, prototypes, verify
 from minisplit.cli._args import Parser
 from minisplit.cli.grow import STRATEGY_NAMES, TASKS, Progress, size_table
 from minisplit.cli.verify import LAYER_TYPES
@@ -54,6 +54,12 @@ COMMANDS = {
         "print tables and write figures and JSON (the default command)",
         add_arguments=grow.add_arguments,
         run=grow.run,
+    ),
+    "prototypes": Command(
+        help="grow Li et al.'s prototype network on the digits by splitting prototypes, "
+        "against the prototype baselines; draw the split family tree and write a report",
+        add_arguments=prototypes.add_arguments,
+        run=prototypes.run,
     ),
     "verify": Command(
         help="check every layer's gradient, Hessian-vector product and Hessian "

@@ -228,10 +228,11 @@ def add_arguments(parser):
     add(
         "--strategies",
         type=_strategies,
-        default=list(STRATEGY_NAMES),
+        default=None,
         metavar="LIST",
         help=f"comma-separated strategies to compare, from {', '.join(STRATEGY_NAMES)} "
-        "(default: all; fixed needs splitting)",
+        "(default: every one that can grow the task's tanh network; fixed and scratch "
+        "need splitting)",
     )
     add(
         "--methods",
@@ -344,7 +345,7 @@ def run(args) -> int:
         config = grow_config(args)
     except ValueError as err:
         fail("grow", str(err))
-    for name in args.strategies:
+    for name in args.strategies or ():
         ref = growth.REFERENCES.get(name)
         if ref is not None and ref.after not in args.strategies:
             fail("grow", f"--strategies: {name} trains the {ref.after} run's final network; "
@@ -366,6 +367,9 @@ def run(args) -> int:
 def _grow_and_write(args, config, out) -> int:
     data = datasets.load(args.task, seed=0, **TASKS[args.task].data)
     start = TASKS[args.task].start if args.start is None else args.start
+    if args.strategies is None:  # every strategy that can grow this network
+        args.strategies = list(growth.comparison.applicable_runs(starting_network(data, start,
+                                                                                  0)))
     print(
         f"Growing a tanh network on {args.task} ({data.task}, {len(data.X_train)} training and "
         f"{len(data.X_test)} test samples) from {start} hidden neurons to a budget of "

@@ -99,8 +99,25 @@ REFERENCES = {
 RUN_NAMES = (*STRATEGIES, *REFERENCES)
 
 
+def applicable_runs(net) -> tuple:
+    """The names of every strategy whose requirements ``net``'s growable layers meet, then
+    every reference run (those need only the strategy they follow)."""
+    from minisplit.growth.sizes import growable_layers
+
+    layers = growable_layers(net)
+    names = []
+    for name, strategy in STRATEGIES.items():
+        try:
+            for index in layers if strategy.requires is not None else ():
+                strategy.requires(net, index)
+        except ValueError:
+            continue
+        names.append(name)
+    return (*names, *(r for r, ref in REFERENCES.items() if ref.after in names))
+
+
 def compare(
-    data, make_net, config=None, strategies=RUN_NAMES, seeds=(0,), progress=None,
+    data, make_net, config=None, strategies=None, seeds=(0,), progress=None,
     checkpoint=None, resume=False, overwrite=False,
 ):
     """Run several strategies over several seeds on one data set, with the same training budget.
@@ -116,8 +133,9 @@ def compare(
     make_net : callable
         ``seed -> Network``, the starting network.
     config : GrowthConfig or None
-    strategies : sequence of str
+    strategies : sequence of str or None
         Distinct names from :data:`RUN_NAMES` (a reference needs its ``after`` strategy).
+        None: :func:`applicable_runs` of the first seed's starting network.
     seeds : sequence of int
         Each an integer >= 0.
     progress : callable or None
@@ -137,6 +155,11 @@ def compare(
     Comparison
     """
     config = GrowthConfig() if config is None else check_type(config, "config", GrowthConfig)
+    check_callable(make_net, "make_net", "a callable seed -> Network")
+    seeds = list(seeds)
+    if strategies is None:
+        strategies = applicable_runs(make_net(check_int(seeds[0], "each seed", low=0)) if seeds
+                                     else make_net(0))
     strategies = list(strategies)
     for name in strategies:
         check_choice(name, "each strategy", RUN_NAMES)

@@ -217,7 +217,13 @@ class GrowthConfig:
 
 @dataclass
 class GrowthResult:
-    """What :func:`grow` returns: the final network and the history of the run."""
+    """What :func:`grow` returns: the final network and the history of the run.
+
+    ``networks``: with ``grow(..., keep_networks=True)``, the network at the end of every
+    round (``networks[r]`` after round r's training; None for rounds restored from a
+    checkpoint), else None.
+    """
 
     net: Network
     history: History
+    networks: list | None = None

@@ -205,7 +205,7 @@ class _Run:
 
     def __init__(self, net, data, config, layers, progress):
         self.net, self.data, self.config, self.layers = net, data, config, layers
-        self.folder, self.progress = None, progress
+        self.folder, self.progress, self.networks = None, progress, None
         self.stamp = fingerprint(config.to_dict(), data[0], data[1], net)
         self.optimizer = config.make_optimizer()
         self.rng = np.random.default_rng(config.seed)
@@ -232,6 +232,8 @@ class _Run:
         )
         record = Round(**surgery, **fields)
         self.history.rounds.append(record)
+        if self.networks is not None:
+            self.networks.append(self.net)
         if self.folder is not None:
             state = (self.optimizer.state_dict(), self.rng.bit_generator.state, self.history)
             self.folder.save(Checkpoint(self.net, *state, config.to_dict(), self.stamp))
@@ -281,7 +283,7 @@ class _Run:
 
 def grow(
     net, X, y, config=None, X_test=None, y_test=None, checkpoint=None, resume=False,
-    progress=None, overwrite=False,
+    progress=None, overwrite=False, keep_networks=False,
 ) -> GrowthResult:
     """Grow a network: train to a plateau, grow, repeat (module docstring; docs/growth.md).
 
@@ -311,6 +313,9 @@ def grow(
         Replace a checkpoint of another run (or of this one, when not resuming) that
         the folder holds; without it such a folder is refused (ValueError). Only the
         previous run's snapshots are deleted, never other files.
+    keep_networks : bool
+        Also return the network at the end of every round (``GrowthResult.networks``):
+        what a family tree of the splits is drawn from.
 
     Returns
     -------
@@ -331,11 +336,15 @@ def grow(
     data = (X, y, X_test, y_test)
     layers = _check_inputs(net, data, config, progress)
     run = _Run(net, data, config, layers, progress)
+    if check_bool(keep_networks, "keep_networks"):
+        run.networks = []
     if checkpoint is not None:
         run.folder = CheckpointFolder(checkpoint, run.stamp, resume, overwrite)
     try:
         if run.folder is not None and run.folder.saved is not None:
             run.restore(run.folder.saved)
+            if run.networks is not None:  # the rounds before the checkpoint are not kept
+                run.networks = [None] * (len(run.history.rounds) - 1) + [run.net]
         if not run.history.rounds:
             run.train(net, _NO_SURGERY)
         stop = None
@@ -348,7 +357,7 @@ def grow(
     history.meta["stop_reason"], history.meta["stop_spectrum"] = stop
     if progress is not None:
         progress({"event": "stop", "round": len(history.rounds) - 1, "reason": stop[0]})
-    return GrowthResult(run.net, history)
+    return GrowthResult(run.net, history, run.networks)
 
 
 # ---- the fixed-size baseline ----------------------------------------------------------------

@@ -11,6 +11,11 @@ net2net       copy as many random neurons (+ noise on the copy only), their read
               weights halved and copied: the function is preserved up to the noise.
 new_neurons   fresh incoming weights (the layer's own initialiser), zero reader
               weights: the function is preserved exactly.
+principal_split   (prototypes, RBF) split along the principal axis of the inputs nearest
+              to the prototype: the LBG / k-means split.
+new_prototype (prototypes, RBF) new neurons at the encodings of random training samples,
+              zero reader weights: the function is preserved (a penalty on the layer's own
+              outputs is not, so no prediction is recorded).
 gradmax       zero incoming weights, reader weights = scale * top left singular
               vectors of M = sum_n delta_n h~_n^T: the function is preserved exactly
               when f(0) = 0, and the new neurons' gradient norm is as large as possible.
@@ -33,8 +38,11 @@ import numpy as np
 
 from minisplit._checks import check_int, check_real, make_rng
 from minisplit.layers.dense import Dense
+from minisplit.layers.prototypes import Prototypes
+from minisplit.layers.rbf import RBF
 from minisplit.network import Network
 from minisplit.splitting import matrices, surgery
+from minisplit.splitting.eigen import fix_sign
 
 # ---- the surgeries ---------------------------------------------------------------------------
 
@@ -259,6 +267,56 @@ def reinitialized(net, rng) -> Network:
     return net._rebuilt(layers)
 
 
+def check_input_space(net, layer) -> None:
+    """Raise ValueError unless ``layer``'s neurons are points of its input space (prototypes,
+    RBF centres): a new neuron can then be placed at a sample's encoding."""
+    surgery.reader_index(net, layer)
+    obj = net.layers[layer]
+    if not isinstance(obj, (Prototypes, RBF)):
+        raise ValueError(
+            f"this strategy grows a layer whose neurons are points of its input space "
+            f"(Prototypes, RBF); layer {layer} is {type(obj).__name__}"
+        )
+
+
+def layer_inputs(net, X, layer) -> np.ndarray:
+    """The input of layer ``layer`` for the samples X (the encodings z, for a prototype layer)."""
+    A = np.asarray(X, dtype=np.float64)
+    for obj in net.layers[:layer]:
+        A, _ = obj.forward(A)
+    return A
+
+
+def new_prototypes(net, X, layer, samples) -> Network:
+    """Append one neuron at the encoding of each of ``samples`` (indices into X), read with
+    zero weights: the function is unchanged (a penalty on the layer's own outputs is not)."""
+    check_input_space(net, layer)
+    theta = layer_inputs(net, np.asarray(X)[np.asarray(samples, dtype=np.int64)], layer)
+    _, out_weights = surgery.grown_parts(net, layer)
+    zeros = np.zeros((theta.shape[0],) + out_weights.shape[1:])
+    return surgery.add_neurons(net, layer, theta, zeros)
+
+
+def principal_axes(net, X, layer, neurons) -> np.ndarray:
+    """The LBG / k-means split direction of each neuron: the principal axis of the inputs
+    nearest to it (hard assignment), (m, d) unit rows.
+
+    A neuron that owns fewer than two inputs takes the principal axis of all of them.
+    """
+    check_input_space(net, layer)
+    Z = layer_inputs(net, X, layer)  # (N, d)
+    theta = net.layers[layer].neuron_params()  # (n, d)
+    D = np.sum((Z[:, None, :] - theta[None]) ** 2, axis=2)  # (N, n)
+    owner = np.argmin(D, axis=1)
+    out = []
+    for j in np.asarray(neurons, dtype=np.int64):
+        mine = Z[owner == j] if np.sum(owner == j) >= 2 else Z
+        delta = mine - theta[j]
+        _, vectors = np.linalg.eigh(delta.T @ delta)
+        out.append(vectors[:, -1])
+    return fix_sign(np.array(out).reshape(len(out), theta.shape[1]))
+
+
 # ---- the records ---------------------------------------------------------------------------
 
 
@@ -432,6 +490,20 @@ def _plan_gradmax(round_, layer, rng):
     return Growth(layer, None, None, _appended(layer, grow))
 
 
+def _plan_new_prototype(round_, layer, rng):
+    samples = rng.choice(round_.X.shape[0], size=round_.chosen[layer].size, replace=False)
+    X = round_.X
+    grow = lambda net: new_prototypes(net, X, layer, samples)  # noqa: E731
+    return Growth(layer, None, None, _appended(layer, grow))
+
+
+def _plan_principal_split(round_, layer, rng):
+    neurons = round_.chosen[layer]
+    directions = principal_axes(round_.net, round_.X, layer, neurons)  # (m, d)
+    return Growth(layer, neurons, directions, _split_apply(layer, neurons, directions,
+                                                           round_.alpha))
+
+
 def _signed_factor(alpha) -> float:
     """c / (v^T S v) of a split: 1 for +-eps v, -alpha/(1 + alpha) for a signed split."""
     return 1.0 if alpha is None else -alpha / (1.0 + alpha)
@@ -443,8 +515,9 @@ def _predict_splitting(round_, growths, eps) -> float:
     return 0.5 * eps * eps * total
 
 
-def _predict_random_split(round_, growths, eps) -> float | None:
-    """(eps^2/2) c sum_i v_i^T S_i v_i, S on the network before the round (dense solver only)."""
+def _predict_quadratic(round_, growths, eps) -> float | None:
+    """(eps^2/2) c sum_i v_i^T S_i v_i for the growths' own directions (random, principal axes),
+    S on the network before the round (dense solver only)."""
     config = round_.config
     if config.solver != "dense":
         return None  # forming S is what the matrix-free solver avoids
@@ -465,7 +538,7 @@ STRATEGIES = {
                  summary="split the chosen neurons along their splitting eigenvectors"),
         Strategy("random_split", _plan_random_split, has_eps=True, preserves_function=True,
                  surgery="random_split", signed_surgery="random_split",
-                 predict=_predict_random_split,
+                 predict=_predict_quadratic,
                  summary="split as many random neurons along random directions"),
         Strategy("net2net", _plan_net2net, has_eps=False, preserves_function=False,
                  surgery="net2net", signed_surgery="net2net",
@@ -477,5 +550,16 @@ STRATEGIES = {
                  surgery="gradmax", signed_surgery="gradmax", requires=check_gradmax,
                  summary="append zero-input neurons whose outgoing weights maximise the "
                  "gradient"),
+        Strategy("principal_split", _plan_principal_split, has_eps=True,
+                 preserves_function=True, surgery="principal_split",
+                 signed_surgery="principal_split", predict=_predict_quadratic,
+                 requires=check_input_space,
+                 summary="split the chosen prototypes along the principal axis of their "
+                 "nearest inputs (LBG)"),
+        Strategy("new_prototype", _plan_new_prototype, has_eps=False, preserves_function=True,
+                 surgery="new_prototype", signed_surgery="new_prototype",
+                 predict=lambda round_, growths, eps: None, requires=check_input_space,
+                 summary="append prototypes at random inputs' encodings, read with zero "
+                 "weights"),
     )
 }
