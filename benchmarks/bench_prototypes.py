@@ -82,7 +82,9 @@ def run(args) -> dict:
 
 def _comparison(doc) -> ms.Comparison:
     c = doc["comparison"]
-    histories = {s: [ms.History.from_dict(h) for h in hs] for s, hs in c["histories"].items()}
+    order = [s for s in STRATEGIES if s in c["histories"]] + sorted(
+        set(c["histories"]) - set(STRATEGIES))  # the JSON sorts its keys: table order back
+    histories = {s: [ms.History.from_dict(h) for h in c["histories"][s]] for s in order}
     return ms.Comparison(c["dataset"], c["seeds"], histories)
 
 
@@ -110,10 +112,10 @@ def standing_lines(comparison) -> list[str]:
     for metric in ("test_accuracy", "train_loss"):
         for name, st in comparison.standing(metric).items():
             k, n = len(st.at_least_as_good), len(st.matched)
-            where = "every" if k == n and n else ("no" if k == 0 else f"{k} of {n}")
+            where = ("every matched size" if k == n and n else "no matched size" if k == 0
+                     else f"{k} of {n} matched sizes")
             lines.append(f"- {metric.replace('_', ' ')}: splitting's median is at least as good "
-                         f"as {name}'s at {where} matched size{'s' if n != 1 else ''} "
-                         f"({k}/{n}).")
+                         f"as {name}'s at {where} ({k}/{n}).")
     return lines
 
 
