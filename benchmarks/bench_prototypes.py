@@ -17,6 +17,7 @@ script reports.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -43,10 +44,18 @@ def parse_args(argv=None):
     add("--steps", type=int, default=200, help="Adam steps per round (default 200)")
     add("--batch-size", type=int, default=128, help="default 128")
     add("--lr", type=float, default=0.01, help="default 0.01")
+    add("--jobs", type=int, default=1,
+        help="worker processes for the independent runs (bit-identical to 1; default 1)")
     add("--out", default="bench_prototypes.json", help="JSON output path")
     add("--report", nargs="+", metavar=("OUT.md", "JSON"),
         help="only write the results page OUT.md from recorded JSON files")
     return parser.parse_args(argv)
+
+
+def starting_network(start, similarity, tau, seed):
+    """The seed's starting prototype network (module level, so --jobs can pickle it)."""
+    return protos.prototype_network(n_prototypes=start, similarity=similarity, tau=tau,
+                                    seed=seed)
 
 
 def run(args) -> dict:
@@ -55,17 +64,16 @@ def run(args) -> dict:
                              max_rounds=4 * args.budget, steps_per_round=args.steps,
                              lr=args.lr, batch_size=args.batch_size, plateau_window=None)
 
-    def make_net(seed):
-        return protos.prototype_network(n_prototypes=args.start, similarity=args.similarity,
-                                        tau=args.tau, seed=seed)
-
+    make_net = functools.partial(starting_network, args.start, args.similarity, args.tau)
     def progress(event):
         if event["event"] == "stop":
             print(f"  {event['strategy']:<16} seed {event['seed']}: {event['round']} rounds, "
                   f"{event['reason']}", file=sys.stderr, flush=True)
 
     wall, cpu = time.perf_counter(), time.process_time()
-    comparison = ms.compare(data, make_net, config, STRATEGIES, range(args.seeds), progress)
+    with ms.growth.process_pool(args.jobs) as executor:
+        comparison = ms.compare(data, make_net, config, STRATEGIES, range(args.seeds), progress,
+                                executor=executor)
     seconds = (time.perf_counter() - wall, time.process_time() - cpu)
     return {
         "format": "minisplit.bench_prototypes", "version": 1,
@@ -74,7 +82,7 @@ def run(args) -> dict:
         "environment": blas_summary(), "load": os.getloadavg()[0],
         "minisplit": ms.__version__, "wall_seconds": seconds[0], "cpu_seconds": seconds[1],
         "settings": {"start": args.start, "budget": args.budget, "similarity": args.similarity,
-                     "tau": args.tau, "seeds": args.seeds},
+                     "tau": args.tau, "seeds": args.seeds, "jobs": args.jobs},
         "config": config.to_dict(),
         "comparison": json.loads(comparison.to_json()),
     }

@@ -20,3 +20,10 @@ def toy_round(**fields) -> Round:
     unknown = set(fields) - set(_DEFAULTS)
     assert not unknown, f"not Round fields: {unknown}"
     return Round(**{**_DEFAULTS, **fields})
+
+
+def timeless(comparison) -> dict:
+    """``{strategy: [history JSON]}`` with the measured times zeroed: what two runs of the
+    same comparison must agree on bit for bit (NaN losses written as text compare equal)."""
+    return {name: [h.without_times().to_json() for h in runs]
+            for name, runs in comparison.histories.items()}

@@ -11,9 +11,9 @@ import sys
 
 import numpy as np
 import pytest
-from _records import toy_round
+from _records import timeless, toy_round
 
-from minisplit import ACTIVATIONS, LOSSES, Comparison, History, datasets
+from minisplit import ACTIVATIONS, LOSSES, Comparison, History, datasets, growth
 from minisplit.activations import Activation
 from minisplit.cli import (
     COMMANDS,
@@ -207,6 +207,7 @@ GROW_OPTIONS = (
     "--checkpoint",
     "--resume",
     "--overwrite",
+    "--jobs",
     "--quiet",
 )
 
@@ -306,6 +307,14 @@ def test_grow_prints_the_median_over_seeds_at_every_size(grow_run):
         assert {2, 3, 4} <= set(table)  # the starting size and the grown ones
 
 
+def test_grow_with_two_jobs_writes_the_serial_comparison(grow_run, tmp_path, capsys):
+    out_dir = tmp_path / "out"
+    assert main(["grow", *TINY, "--jobs", "2", "--quiet", "--out", str(out_dir)]) == 0
+    parallel = Comparison.load(out_dir / "comparison.json")
+    assert timeless(parallel) == timeless(Comparison.load(grow_run[3] / "comparison.json"))
+    assert capsys.readouterr().out.split("\n\n")[1:3] == grow_run[1].split("\n\n")[1:3]
+
+
 def test_grow_shows_progress_on_stderr(grow_run):
     """Not a terminal: one line per finished run, and a last line when all are done."""
     _, _, err, _ = grow_run
@@ -316,7 +325,8 @@ def test_grow_shows_progress_on_stderr(grow_run):
     first = re.fullmatch(r"\[#\.{19}\] 1/(\d+)  splitting    seed 0  (\d+) rounds, (\d+) "
                          r"neurons, loss [0-9.e-]+, stop: (\w+) \([0-9.]+ s\)", lines[0])
     assert first and int(first.group(1)) == runs and first.group(4) == "budget"
-    assert lines[-2].startswith(f"[####################] {runs}/{runs}  scratch      seed 1  ")
+    last = [n for n in MLP_RUNS if n not in growth.REFERENCES][-1]  # references follow splitting
+    assert lines[-2].startswith(f"[####################] {runs}/{runs}  {last:<12} seed 1  ")
     assert any("fixed        seed 1" in line and "steps from scratch, stop: steps" in line
                for line in lines)
     for name in MLP_RUNS:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from _records import timeless
 
 from minisplit import Comparison
 from minisplit.cli import main
@@ -41,6 +42,13 @@ def test_the_command_writes_its_outputs_and_a_report(run, capsys):
     assert "<script" not in page and "http" not in page
     theorem = re.search(r"the largest difference between S and 2 g I is ([0-9.e+-]+)", page)
     assert theorem and float(theorem.group(1)) < 1e-12
+
+
+def test_two_jobs_write_the_serial_comparison(run, tmp_path):
+    out = tmp_path / "out"
+    assert main([*TINY, "--jobs", "2", "--out", str(out)]) == 0  # three runs, two workers
+    parallel = Comparison.load(out / "comparison.json")
+    assert timeless(parallel) == timeless(Comparison.load(run[1] / "comparison.json"))
 
 
 @pytest.mark.parametrize("argv, words", [

@@ -36,6 +36,16 @@ def eps_value(text):
         ) from None
 
 
+def add_jobs(parser) -> None:
+    """The ``--jobs N`` option of the commands that run a comparison."""
+    parser.add_argument(
+        "--jobs", type=positive_int, default=1, metavar="N",
+        help="run the independent (strategy, seed) runs in N worker processes; the results "
+        "are bit-identical to --jobs 1, progress arrives run by run (default: 1, in this "
+        "process)",
+    )
+
+
 class Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line (then exit status 2)."""
 

@@ -10,6 +10,7 @@ tables of loss (and accuracy) against size on stdout, figures
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import time
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 
 from minisplit import GrowthConfig, Network, compare, datasets, growth, mlp
 from minisplit.cli import story
-from minisplit.cli._args import eps_value, fail, positive_int
+from minisplit.cli._args import add_jobs, eps_value, fail, positive_int
 from minisplit.cli._output import MARKER, OutputFolder
 
 
@@ -108,7 +109,7 @@ class Progress:
         self.total, self.done = len(strategies) * n_seeds, 0
         self.stream, self.tty, self.width = stream, stream.isatty(), 0
         self.clock = clock
-        self.start = self.run_start = clock()
+        self.start = clock()
         self.last = {}  # the latest round event of the run in progress
 
     def __call__(self, event) -> None:
@@ -124,14 +125,13 @@ class Progress:
                 self.show(f"{name:<12} seed {seed}  {event['text']}")
         else:  # "stop": a run finished
             self.done += 1
-            seconds, self.run_start = self.clock() - self.run_start, self.clock()
             if not self.tty:
                 what = self.last.get("text") or (
                     f"{event['round']} rounds, {self.last.get('n_neurons', '?')} neurons, "
                     f"loss {self.last.get('loss', float('nan')):.4g}"
                 )
                 self.show(f"{name:<12} seed {seed}  {what}, stop: {event['reason']} "
-                          f"({seconds:.1f} s)")
+                          f"({event['seconds']:.1f} s)")
             self.last = {}
 
     def _times(self) -> str:
@@ -336,6 +336,7 @@ def add_arguments(parser):
         help="replace the checkpoints another comparison left in --checkpoint (without it "
         "such a folder is refused)",
     )
+    add_jobs(parser)
     add("--quiet", action="store_true", help="no progress line on stderr")
 
 
@@ -378,18 +379,21 @@ def _grow_and_write(args, config, out) -> int:
         flush=True,
     )
     progress = None if args.quiet else Progress(args.strategies, args.seeds, sys.stderr)
+    make_net = functools.partial(starting_network, data, start)  # pickles, for --jobs
     try:
-        comparison = compare(
-            data,
-            lambda seed: starting_network(data, start, seed),
-            config,
-            args.strategies,
-            range(args.seeds),
-            progress,
-            checkpoint=args.checkpoint,
-            resume=args.resume,
-            overwrite=args.overwrite,
-        )
+        with growth.process_pool(args.jobs) as executor:
+            comparison = compare(
+                data,
+                make_net,
+                config,
+                args.strategies,
+                range(args.seeds),
+                progress,
+                checkpoint=args.checkpoint,
+                resume=args.resume,
+                overwrite=args.overwrite,
+                executor=executor,
+            )
     except (ValueError, RuntimeError) as err:  # a checkpoint of another run, or one in use
         if progress is not None:
             progress.close()
@@ -398,8 +402,7 @@ def _grow_and_write(args, config, out) -> int:
         progress.close()
     table = report(comparison, data.task)
     print("\n" + table + "\n")
-    page = story.build_page(comparison, data, config,
-                            lambda seed: starting_network(data, start, seed),
+    page = story.build_page(comparison, data, config, make_net,
                             _settings(args, data, start, config))
     page.section("The tables as printed").preformatted(table)
     try:

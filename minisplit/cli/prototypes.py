@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import os
 import sys
 from pathlib import Path
@@ -21,7 +22,7 @@ import numpy as np
 
 from minisplit import GrowthConfig, compare, datasets, growth, splitting_matrices
 from minisplit import prototypes as protos
-from minisplit.cli._args import fail, positive_int
+from minisplit.cli._args import add_jobs, fail, positive_int
 from minisplit.cli._output import MARKER, OutputFolder
 from minisplit.cli.grow import Progress, size_table
 from minisplit.report import Page
@@ -78,6 +79,7 @@ def add_arguments(parser):
     add("--out", default="minisplit-prototypes", metavar="DIR",
         help="folder for the figures, JSON, tables and report (default: "
         "./minisplit-prototypes)")
+    add_jobs(parser)
     add("--quiet", action="store_true", help="no progress line on stderr")
 
 
@@ -118,13 +120,15 @@ def run(args) -> int:
 
 def _grow_and_write(args, config, out) -> int:
     data = datasets.load("digits", seed=0)
-    make_net = lambda seed: starting_network(args, data, seed)  # noqa: E731
+    make_net = functools.partial(starting_network, args, data)  # pickles, for --jobs
     print(f"Growing a prototype network (Li et al.) on the digits ({len(data.X_train)} "
           f"training, {len(data.X_test)} test) from {args.start} to {args.budget} "
           f"{args.similarity} prototypes, by {', '.join(args.strategies)}; "
           f"seed{'s 0..' if args.seeds > 1 else ' '}{args.seeds - 1}.", flush=True)
     progress = None if args.quiet else Progress(args.strategies, args.seeds, sys.stderr)
-    comparison = compare(data, make_net, config, args.strategies, range(args.seeds), progress)
+    with growth.process_pool(args.jobs) as executor:
+        comparison = compare(data, make_net, config, args.strategies, range(args.seeds),
+                             progress, executor=executor)
     if progress is not None:
         progress.close()
     tables = "\n\n".join(

@@ -7,11 +7,19 @@
 ``loop``        :func:`grow` (train to a plateau, grow, repeat) and :func:`train_fixed`;
 ``history``     :class:`History` of typed :class:`Round` records, and its JSON file;
 ``checkpoint``  atomic snapshots of a run, for bit-identical resume;
-``comparison``  :func:`compare` (strategies x seeds) and :class:`Comparison` with its tables.
+``comparison``  :func:`compare` (strategies x seeds, on any executor) and :class:`Comparison`
+                with its tables.
 """
 
 from minisplit.growth import checkpoint, selection, strategies
-from minisplit.growth.comparison import REFERENCES, RUN_NAMES, Comparison, SizeCell, compare
+from minisplit.growth.comparison import (
+    REFERENCES,
+    RUN_NAMES,
+    Comparison,
+    SizeCell,
+    compare,
+    process_pool,
+)
 from minisplit.growth.config import BUDGET_KINDS, STOP_REASONS, GrowthConfig, GrowthResult
 from minisplit.growth.history import History, Round
 from minisplit.growth.loop import grow, train_fixed
@@ -39,6 +47,7 @@ __all__ = [
     "grow",
     "growable_layers",
     "network_size",
+    "process_pool",
     "selection",
     "strategies",
     "train_fixed",

@@ -14,10 +14,15 @@ the end of that size (the paper's "baseline (scratch)").
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import dataclasses
 import json
+import multiprocessing
 import os
+import pickle
 import statistics
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -118,7 +123,7 @@ def applicable_runs(net) -> tuple:
 
 def compare(
     data, make_net, config=None, strategies=None, seeds=(0,), progress=None,
-    checkpoint=None, resume=False, overwrite=False,
+    checkpoint=None, resume=False, overwrite=False, executor=None,
 ):
     """Run several strategies over several seeds on one data set, with the same training budget.
 
@@ -139,9 +144,11 @@ def compare(
     seeds : sequence of int
         Each an integer >= 0.
     progress : callable or None
-        Receives :func:`minisplit.grow`'s events with ``"strategy"`` and ``"seed"`` added,
-        and for a reference run ``{"event": "reference", "text"}`` before it and
-        ``{"event": "stop", "round": 0, "reason": "steps"}`` after it.
+        Receives :func:`minisplit.grow`'s events with ``"strategy"``, ``"seed"`` and
+        ``"seconds"`` (since that run began) added, and for a reference run
+        ``{"event": "reference", "text"}`` before it and ``{"event": "stop", "round": 0,
+        "reason": "steps"}`` after it. With an ``executor``, a run's events arrive together
+        when it has finished.
     checkpoint : str or os.PathLike or None
         A folder for the growth runs' checkpoints, one sub-folder each
         (``<strategy>/seed-<seed>``); checked before the first run.
@@ -149,6 +156,15 @@ def compare(
         Passed to every :func:`minisplit.grow`: continue the runs a previous call left
         unfinished (finished ones are resumed at their end, so they cost nothing), or
         replace the checkpoints another comparison left there.
+    executor : concurrent.futures.Executor or None
+        Where the runs go: None runs them one after another here. Otherwise each growth
+        run (with the reference runs that follow it, same seed) is one task submitted to
+        ``executor`` -- a ``ProcessPoolExecutor``, a Dask client's ``get_executor()``...;
+        the executor is not shut down. Every run is a function of its seed alone, so the
+        result is bit-identical to the serial one (apart from the measured times). A
+        process-based executor must be able to pickle ``make_net`` and ``data``: a
+        module-level function or a ``functools.partial`` of one, not a lambda (Dask's
+        cloudpickle takes lambdas too); with ``checkpoint``, its workers must see the folder.
 
     Returns
     -------
@@ -169,40 +185,119 @@ def compare(
         if name in REFERENCES and REFERENCES[name].after not in strategies:
             raise ValueError(f'"{name}" needs the runs of "{REFERENCES[name].after}": include both')
     seeds = [check_int(s, "each seed", low=0) for s in seeds]
-    check_callable(make_net, "make_net", "a callable seed -> Network")
     check_callable(progress, "progress", none=True)
+    if executor is not None and not isinstance(executor, concurrent.futures.Executor):
+        raise TypeError(f"executor must be a concurrent.futures.Executor or None, got "
+                        f"{type(executor).__name__}")
     if checkpoint is not None:
         checkpoint = check_destination(checkpoint)
-    histories, nets = {s: [] for s in strategies}, {s: [] for s in strategies}
+    chains = [  # each growth strategy, then the references that follow it
+        [name, *(r for r in strategies if r in REFERENCES and REFERENCES[r].after == name)]
+        for name in strategies if name not in REFERENCES
+    ]
+    jobs = [(seed, chain) for seed in seeds for chain in chains]
     parts = (data.X_train, data.y_train, data.X_test, data.y_test)
-    for seed in seeds:
-        results = {}
-        for name in sorted(strategies, key=lambda s: s in REFERENCES):  # references last
-            report = None if progress is None else _tagged(progress, name, seed)
-            if name in REFERENCES:
-                ref, grown = REFERENCES[name], results[REFERENCES[name].after]
-                run = dataclasses.replace(config, seed=seed, strategy=ref.after)
-                if report is not None:
-                    report({"event": "reference", "text": ref.describe(grown)})
-                result = ref.run(grown, make_net(seed), parts, run)
-                if report is not None:
-                    report({"event": "stop", "round": 0, "reason": result.history.meta[
-                        "stop_reason"]})
-            else:
-                run = dataclasses.replace(config, seed=seed, strategy=name)
-                folder = None if checkpoint is None else os.path.join(
-                    checkpoint, name, f"seed-{seed}"
-                )
-                result = grow(make_net(seed), *parts[:2], run, *parts[2:], progress=report,
-                              checkpoint=folder, resume=resume, overwrite=overwrite)
-            results[name] = result
-            histories[name].append(result.history)
-            nets[name].append(result.net)
+    task = (parts, make_net, config, checkpoint, resume, overwrite)
+    results = {}  # (name, seed) -> GrowthResult
+    if executor is None:
+        for seed, chain in jobs:
+            results.update(_run_chain(task, seed, chain, progress))
+    else:
+        futures = {executor.submit(_run_chain_remotely, task, seed, chain): (seed, chain)
+                   for seed, chain in jobs}
+        try:
+            for future in concurrent.futures.as_completed(futures):
+                done, events = _result(future)
+                for event in events if progress is not None else ():
+                    progress(event)
+                results.update(done)
+        finally:
+            for future in futures:
+                future.cancel()  # after a failure: the runs not started yet
+    histories = {s: [results[s, seed].history for seed in seeds] for s in strategies}
+    nets = {s: [results[s, seed].net for seed in seeds] for s in strategies}
     return Comparison(data.name, seeds, histories, nets)
 
 
+@contextlib.contextmanager
+def process_pool(jobs):
+    """``with process_pool(jobs) as executor: compare(..., executor=executor)``.
+
+    None (serial, in this process) for ``jobs == 1``; otherwise a
+    ``ProcessPoolExecutor`` of ``jobs`` worker processes, started with "spawn" (no
+    fork of a process whose BLAS already has threads), shut down on leaving the block.
+    After a failure or Ctrl-C in the block, the runs not started are cancelled and the
+    workers stopped at once. The ``--jobs`` option of the commands and benchmarks.
+    """
+    jobs = check_int(jobs, "jobs", low=1)
+    if jobs == 1:
+        yield None
+        return
+    pool = concurrent.futures.ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context(
+        "spawn"))
+    try:
+        yield pool
+    except BaseException:  # the runs still going would be thrown away: stop them now
+        if hasattr(pool, "terminate_workers"):  # Python >= 3.14
+            pool.terminate_workers()
+        else:
+            for process in list((pool._processes or {}).values()):
+                process.terminate()  # a checkpoint snapshot is atomic: none is left torn
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _result(future):
+    """A task's result; a TypeError that says what to do if the executor could not pickle it."""
+    try:
+        return future.result()
+    except (pickle.PicklingError, AttributeError) as err:
+        if isinstance(err, AttributeError) and "pickle" not in str(err):
+            raise
+        raise TypeError(f"the executor cannot send the runs to its workers ({err}): make_net "
+                        "must be a module-level function or a functools.partial of one, "
+                        "not a lambda or a local function") from err
+
+
+def _run_chain(task, seed, chain, progress) -> dict:
+    """Run ``chain`` (a growth strategy, then the references that follow it) for ``seed``:
+    ``{(name, seed): GrowthResult}``."""
+    parts, make_net, config, checkpoint, resume, overwrite = task
+    results = {}
+    for name in chain:
+        report = None if progress is None else _tagged(progress, name, seed)
+        if name in REFERENCES:
+            ref, grown = REFERENCES[name], results[REFERENCES[name].after, seed]
+            run = dataclasses.replace(config, seed=seed, strategy=ref.after)
+            if report is not None:
+                report({"event": "reference", "text": ref.describe(grown)})
+            result = ref.run(grown, make_net(seed), parts, run)
+            if report is not None:
+                report({"event": "stop", "round": 0, "reason": result.history.meta[
+                    "stop_reason"]})
+        else:
+            run = dataclasses.replace(config, seed=seed, strategy=name)
+            folder = None if checkpoint is None else os.path.join(
+                checkpoint, name, f"seed-{seed}"
+            )
+            result = grow(make_net(seed), *parts[:2], run, *parts[2:], progress=report,
+                          checkpoint=folder, resume=resume, overwrite=overwrite)
+        results[name, seed] = result
+    return results
+
+
+def _run_chain_remotely(task, seed, chain) -> tuple:
+    """:func:`_run_chain` in an executor's worker: the results and the progress events,
+    which the caller replays (a callback cannot cross to another process)."""
+    events = []
+    return _run_chain(task, seed, chain, events.append), events
+
+
 def _tagged(progress, strategy, seed):
-    return lambda event: progress({**event, "strategy": strategy, "seed": seed})
+    start = time.monotonic()
+    return lambda event: progress({**event, "strategy": strategy, "seed": seed,
+                                   "seconds": time.monotonic() - start})
 
 
 #: Numeric columns of :meth:`Comparison.rows` that :meth:`Comparison.summary` averages.
