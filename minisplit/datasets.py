@@ -2,8 +2,9 @@
 
 Conventions, used by every function here:
 
-- ``X`` is float64 with one sample per row, shape ``(n, n_features)`` (``digits`` can also
-  give images in NCHW order, ``(n, 1, 8, 8)``).
+- ``X`` is float64 with one sample per row, shape ``(n, n_features)`` (``digits`` and
+  ``fashion_mnist`` can also give images in NCHW order, ``(n, 1, H, W)``; ``load_cifar10``
+  always does, ``(n, 3, 32, 32)``). Pixels are scaled to [0, 1].
 - Regression targets are float64 of shape ``(n, n_out)``; class labels are int64 of shape
   ``(n,)`` with values in ``[0, n_classes)``.
 - Randomness comes only from the ``seed`` argument: a non-negative int or an
@@ -16,20 +17,33 @@ The formulas of every data set are in ``docs/datasets.md``.
 
 from __future__ import annotations
 
+import os
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
-from minisplit._checks import check_bool, check_choice, check_int, check_real, make_rng
+from minisplit._checks import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_real,
+    check_type,
+    make_rng,
+)
 
 __all__ = [
     "DATASETS",
+    "FASHION_MNIST_CLASSES",
     "Dataset",
     "blobs",
     "digits",
+    "fashion_mnist",
     "load",
+    "load_cifar10",
     "moons",
     "rbf_teacher",
     "spirals",
@@ -37,10 +51,34 @@ __all__ = [
     "train_test_split",
 ]
 
-DATASETS = ("rbf_teacher", "spirals", "moons", "blobs", "teacher_student", "digits")
+DATASETS = (
+    "rbf_teacher", "spirals", "moons", "blobs", "teacher_student", "digits", "fashion_mnist"
+)
+#: The names of Fashion-MNIST's labels 0..9, in label order (Xiao, Rasul & Vollgraf, 2017).
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)
 
-_DIGITS_PATH = Path(__file__).parent / "data" / "digits.npz"
+_DATA = Path(__file__).parent / "data"
+_DIGITS_PATH = _DATA / "digits.npz"
 _DIGITS_SHAPE = (1797, 64)
+_FASHION_PATH = _DATA / "fashion_mnist.npz"
+# name -> (dtype, shape) of every array in fashion_mnist.npz (minisplit/data/FASHION_MNIST.md)
+_FASHION_ARRAYS = {
+    "X_train": (np.uint8, (6000, 14, 14)),
+    "y_train": (np.uint8, (6000,)),
+    "X_test": (np.uint8, (1000, 14, 14)),
+    "y_test": (np.uint8, (1000,)),
+    "train_index": (np.int32, (6000,)),
+    "test_index": (np.int32, (1000,)),
+}
+
+_CIFAR10_TRAIN_FILES = tuple(f"data_batch_{i}.bin" for i in range(1, 6))
+_CIFAR10_TEST_FILE = "test_batch.bin"
+_CIFAR10_META_FILE = "batches.meta.txt"
+_CIFAR10_RECORD = 1 + 3 * 32 * 32  # bytes: the label, then the R, G and B planes, 32x32 each
+_CIFAR10_RECORDS = 10_000  # records in every file of the real data (the tests shrink it)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -302,23 +340,34 @@ def blobs(n=300, n_classes=3, std=1.0, seed=0):
     return centers[y] + std * rng.standard_normal((n, 2)), y
 
 
-def _read_digits(path):
-    """Load and validate the stored digits arrays: X uint8 (1797, 64) in 0..16, y uint8 0..9."""
+def _read_npz(path, arrays):
+    """The arrays of a shipped .npz, checked against ``arrays`` = {name: (dtype, shape)}."""
     problem = f"{path} is corrupt or incomplete (reinstall minisplit)"
+    names = sorted(arrays)
     try:
         # opened here, not by np.load, so the file is closed even when the zip is unreadable
         with open(path, "rb") as file, np.load(file, allow_pickle=False) as archive:
-            if sorted(archive.files) != ["X", "y"]:
-                raise OSError(f"{problem}: expected arrays ['X', 'y'], found {archive.files}")
-            X, y = archive["X"], archive["y"]
+            if sorted(archive.files) != names:
+                raise OSError(f"{problem}: expected arrays {names}, found {archive.files}")
+            found = {name: archive[name] for name in names}
     except (ValueError, zipfile.BadZipFile, EOFError) as error:
         raise OSError(f"{problem}: {error}") from error
-    if X.dtype != np.uint8 or X.shape != _DIGITS_SHAPE:
-        raise OSError(f"{problem}: X must be uint8 {_DIGITS_SHAPE}, got {X.dtype} {X.shape}")
-    if y.dtype != np.uint8 or y.shape != _DIGITS_SHAPE[:1]:
-        raise OSError(f"{problem}: y must be uint8 {_DIGITS_SHAPE[:1]}, got {y.dtype} {y.shape}")
+    for name, (dtype, shape) in arrays.items():
+        a = found[name]
+        if a.dtype != dtype or a.shape != shape:
+            raise OSError(
+                f"{problem}: {name} must be {np.dtype(dtype)} {shape}, got {a.dtype} {a.shape}"
+            )
+    return found
+
+
+def _read_digits(path):
+    """Load and validate the stored digits arrays: X uint8 (1797, 64) in 0..16, y uint8 0..9."""
+    found = _read_npz(path, {"X": (np.uint8, _DIGITS_SHAPE), "y": (np.uint8, _DIGITS_SHAPE[:1])})
+    X, y = found["X"], found["y"]
     if X.max() > 16 or y.max() > 9:
-        raise OSError(f"{problem}: pixel values must be 0..16 and labels 0..9")
+        raise OSError(f"{path} is corrupt or incomplete (reinstall minisplit): "
+                      "pixel values must be 0..16 and labels 0..9")
     return X, y
 
 
@@ -356,6 +405,200 @@ def digits(images=False):
     if images:
         X = X.reshape(-1, 1, 8, 8)  # (1797, 1, 8, 8), rows of the image are consecutive
     return X, y.astype(np.int64)
+
+
+def _read_fashion_mnist(path):
+    """Load and validate the stored Fashion-MNIST subset (see minisplit/data/FASHION_MNIST.md)."""
+    found = _read_npz(path, _FASHION_ARRAYS)
+    for part in ("train", "test"):
+        if found[f"y_{part}"].max() > 9:
+            raise OSError(f"{path} is corrupt or incomplete (reinstall minisplit): "
+                          f"y_{part} must hold labels 0..9, got {found[f'y_{part}'].max()}")
+    return found
+
+
+def fashion_mnist(images=False):
+    """A class-balanced subset of Fashion-MNIST: grey 14x14 images of ten kinds of clothing.
+
+    x = pixel / 255, so every value is in [0, 1]. Each pixel is the rounded mean of a 2x2 block
+    of the original 28x28 image (0..255). The split is the original one: the 6,000 training
+    images (600 per class) come from Fashion-MNIST's training file, the 1,000 test images
+    (100 per class) from its test file. The label names are ``FASHION_MNIST_CLASSES``.
+
+    Parameters
+    ----------
+    images : bool
+        Return X as NCHW images (n, 1, 14, 14) instead of flat rows (n, 196).
+
+    Returns
+    -------
+    X_train : ndarray, shape (6000, 196) or (6000, 1, 14, 14)
+    y_train : ndarray of int64, shape (6000,)
+    X_test : ndarray, shape (1000, 196) or (1000, 1, 14, 14)
+    y_test : ndarray of int64, shape (1000,)
+
+    Notes
+    -----
+    No randomness: always the same images in the stored order (their order in the original
+    files). ``load("fashion_mnist", seed=s)`` keeps this split and shuffles the rows of each
+    part. Data by H. Xiao, K. Rasul and R. Vollgraf, Zalando SE (2017), MIT licence; see
+    ``minisplit/data/FASHION_MNIST.md`` for the licence notice and how the shipped file was made.
+
+    References
+    ----------
+    H. Xiao, K. Rasul, R. Vollgraf, "Fashion-MNIST: a Novel Image Dataset for Benchmarking
+    Machine Learning Algorithms", 2017, arXiv:1708.07747.
+
+    Examples
+    --------
+    >>> X_train, y_train, X_test, y_test = fashion_mnist(images=True)
+    >>> X_train.shape, X_test.shape, FASHION_MNIST_CLASSES[int(y_test[0])]
+    ((6000, 1, 14, 14), (1000, 1, 14, 14), 'Dress')
+    """
+    check_bool(images, "images")
+    found = _read_fashion_mnist(_FASHION_PATH)
+    shape = (-1, 1, 14, 14) if images else (-1, 14 * 14)
+    parts = []
+    for part in ("train", "test"):
+        X = (found[f"X_{part}"].astype(np.float64) / 255.0).reshape(shape)  # (n, 196) or NCHW
+        parts += [X, found[f"y_{part}"].astype(np.int64)]
+    return tuple(parts)
+
+
+# ----------------------------------------------------------------------------- CIFAR-10 files
+
+
+def _cifar10_check_size(path):
+    """Raise unless ``path`` is a CIFAR-10 batch file of _CIFAR10_RECORDS whole records."""
+    size = path.stat().st_size
+    if size % _CIFAR10_RECORD:
+        raise OSError(
+            f"{path} must hold whole records of {_CIFAR10_RECORD:,} bytes (1 label byte + "
+            f"3,072 pixel bytes), got {size:,} bytes: truncated, or not CIFAR-10's binary version"
+        )
+    if size // _CIFAR10_RECORD != _CIFAR10_RECORDS:
+        raise OSError(
+            f"{path} must hold {_CIFAR10_RECORDS:,} records, got {size // _CIFAR10_RECORD:,}"
+        )
+
+
+def _cifar10_read(paths, n):
+    """Images (n, 3, 32, 32) in [0, 1] and int64 labels (n,) of the first n records of paths."""
+    X = np.empty((n, 3, 32, 32))  # (n, 3, 32, 32), filled file by file: no concatenated copy
+    y = np.empty(n, dtype=np.int64)  # (n,)
+    start = 0
+    for path in paths:
+        count = min(_CIFAR10_RECORDS, n - start)
+        if count == 0:
+            break
+        with open(path, "rb") as file:
+            raw = np.frombuffer(file.read(count * _CIFAR10_RECORD), dtype=np.uint8)
+        raw = raw.reshape(count, _CIFAR10_RECORD)  # (count, 3073)
+        bad = np.flatnonzero(raw[:, 0] > 9)
+        if bad.size:
+            raise OSError(
+                f"{path}: labels must be 0..9, got {raw[bad[0], 0]} in record {bad[0]} "
+                f"({bad.size} of the {count:,} records read have a label > 9)"
+            )
+        y[start : start + count] = raw[:, 0]
+        # bytes 1..3072 are the R, G, B planes, each 32x32 row-major: exactly NCHW
+        np.divide(raw[:, 1:].reshape(count, 3, 32, 32), 255.0, out=X[start : start + count])
+        start += count
+    return X, y
+
+
+def _cifar10_names(path):
+    """The 10 class names of ``batches.meta.txt``, one per line (blank lines ignored)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise OSError(f"{path} must be text listing the 10 class names: {error}") from error
+    names = tuple(line.strip() for line in text.splitlines() if line.strip())
+    if len(names) != 10:
+        raise OSError(f"{path} must list 10 class names, one per line, got {len(names)}: "
+                      f"{list(names)}")
+    return names
+
+
+def load_cifar10(path, n_train=None, n_test=None):
+    """Read CIFAR-10's binary version from a folder you already have; nothing is downloaded.
+
+    x = byte / 255, so every value is in [0, 1]. The split is CIFAR-10's own: the training part
+    is ``data_batch_1.bin`` ... ``data_batch_5.bin`` (50,000 images) in that order, the test part
+    ``test_batch.bin`` (10,000 images). Each file holds 10,000 records of 3,073 bytes: the label
+    (0..9), then 1,024 red, 1,024 green and 1,024 blue bytes, each plane 32x32 row-major, so a
+    record's pixels are already one NCHW image (3, 32, 32).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The ``cifar-10-batches-bin`` folder: the six ``.bin`` files and ``batches.meta.txt``
+        (the 10 class names, one per line).
+    n_train : int or None
+        Read only the first ``n_train`` training records (1..50,000); None reads them all.
+    n_test : int or None
+        Read only the first ``n_test`` test records (1..10,000); None reads them all.
+
+    Returns
+    -------
+    Dataset
+        ``name="cifar10"``, ``task="classification"``, ``n_classes=10``, X_train
+        (n_train, 3, 32, 32) and X_test (n_test, 3, 32, 32) float64, y_train and y_test int64,
+        ``class_names`` from ``batches.meta.txt``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the folder or one of its seven files is missing.
+    OSError
+        If a ``.bin`` file is not 10,000 whole records, a record read has a label > 9, or the
+        meta file does not list 10 names. The message names the file.
+
+    Notes
+    -----
+    Memory: float64 images take 3,072 * 8 = 24,576 bytes each, so all 50,000 training images
+    take 1.23 GB and the 10,000 test images 0.25 GB (the networks compute in float64, so a
+    float32 copy would be converted back on the first forward pass). ``n_train`` and ``n_test``
+    cap this; only the records asked for are read (every file's size is checked first). No
+    randomness: CIFAR-10's files are already in random order, so the first records of a part
+    are a random sample of it (not exactly class-balanced).
+
+    References
+    ----------
+    A. Krizhevsky, "Learning Multiple Layers of Features from Tiny Images", technical report,
+    University of Toronto, 2009; the files: https://www.cs.toronto.edu/~kriz/cifar.html.
+
+    Examples
+    --------
+    Not run by the doctests (it needs the real files, 184 MB)::
+
+        data = load_cifar10("cifar-10-batches-bin", n_train=1000)
+        data.X_train.shape, data.X_test.shape, data.class_names[0]
+        # ((1000, 3, 32, 32), (10000, 3, 32, 32), 'airplane')
+    """
+    check_type(path, "path", (str, os.PathLike), "a str or os.PathLike (the cifar-10-batches-bin "
+               "folder)")
+    n_files = len(_CIFAR10_TRAIN_FILES)
+    n_train = check_int(n_train, "n_train", low=1, high=n_files * _CIFAR10_RECORDS, none=True)
+    n_test = check_int(n_test, "n_test", low=1, high=_CIFAR10_RECORDS, none=True)
+    folder = Path(path)
+    if not folder.is_dir():
+        state = "is not a folder" if folder.exists() else "does not exist"
+        raise FileNotFoundError(f"CIFAR-10 folder {folder} {state} (expected the "
+                                "cifar-10-batches-bin folder of CIFAR-10's binary version)")
+    files = [folder / name for name in (*_CIFAR10_TRAIN_FILES, _CIFAR10_TEST_FILE)]
+    for file in (*files, folder / _CIFAR10_META_FILE):
+        if not file.is_file():
+            raise FileNotFoundError(f"{file} is missing (a CIFAR-10 binary folder holds "
+                                    f"{', '.join(_CIFAR10_TRAIN_FILES)}, {_CIFAR10_TEST_FILE} "
+                                    f"and {_CIFAR10_META_FILE})")
+    names = _cifar10_names(folder / _CIFAR10_META_FILE)
+    for file in files:  # before reading anything, so a broken folder fails fast
+        _cifar10_check_size(file)
+    X_train, y_train = _cifar10_read(files[:-1], n_train or n_files * _CIFAR10_RECORDS)
+    X_test, y_test = _cifar10_read(files[-1:], n_test or _CIFAR10_RECORDS)
+    return Dataset("cifar10", "classification", X_train, y_train, X_test, y_test,
+                   n_classes=10, class_names=names)
 
 
 # ----------------------------------------------------------------------------- splitting
@@ -420,12 +663,15 @@ class Dataset:
     Attributes
     ----------
     name : str
-        One of ``DATASETS``.
+        One of ``DATASETS``, or ``"cifar10"`` (from ``load_cifar10``).
     task : str
         ``"regression"`` (y float64, (n, n_out)) or ``"classification"`` (y int64, (n,)).
     X_train, y_train, X_test, y_test : ndarray
     n_classes : int or None
         Number of classes; None for regression.
+    class_names : tuple of str or None
+        The name of each label 0 .. n_classes - 1 where the data has them ("fashion_mnist",
+        "cifar10"); None otherwise.
     """
 
     name: str
@@ -435,6 +681,7 @@ class Dataset:
     X_test: np.ndarray
     y_test: np.ndarray
     n_classes: int | None
+    class_names: tuple[str, ...] | None = None
 
     def __repr__(self):
         return (
@@ -444,21 +691,24 @@ class Dataset:
         )
 
 
-def load(name, seed=0, test_fraction=0.25, **kwargs):
+def load(name, seed=0, test_fraction=None, **kwargs):
     """Make (or read) a built-in data set and split it into training and test parts.
 
     Parameters
     ----------
     name : str
         One of ``DATASETS``: "rbf_teacher", "spirals", "moons", "blobs", "teacher_student",
-        "digits".
+        "digits", "fashion_mnist".
     seed : int or np.random.Generator
-        Drives both the data (for generated sets) and the split.
-    test_fraction : float
-        Fraction of samples in the test part, strictly between 0 and 1.
+        Drives both the data (for generated sets) and the split. For "fashion_mnist", whose
+        split is fixed, it only shuffles the rows within each part.
+    test_fraction : float or None
+        Fraction of samples in the test part, strictly between 0 and 1; None means 0.25.
+        "fashion_mnist" keeps its own split (its test part is the original test images), so
+        for it test_fraction must be None: any number is refused rather than ignored.
     **kwargs
         Passed to the data set's function, e.g. ``n_classes=3`` for "spirals" or
-        ``images=True`` for "digits".
+        ``images=True`` for "digits" and "fashion_mnist".
 
     Returns
     -------
@@ -469,24 +719,54 @@ def load(name, seed=0, test_fraction=0.25, **kwargs):
     >>> data = load("spirals", n=100, n_classes=3)
     >>> data.task, data.n_classes, data.X_train.shape
     ('classification', 3, (75, 2))
+    >>> data = load("fashion_mnist", images=True)
+    >>> data.X_train.shape, data.X_test.shape, data.class_names[9]
+    ((6000, 1, 14, 14), (1000, 1, 14, 14), 'Ankle boot')
     """
     check_choice(name, "name", DATASETS)
     if "return_teacher" in kwargs:
         raise TypeError("load does not take return_teacher; call the data set's function")
-    function, task = _REGISTRY[name]
+    entry = _REGISTRY[name]
     rng = make_rng(seed)
-    X, y = function(**kwargs) if name == "digits" else function(seed=rng, **kwargs)
+    X_y = entry.function(seed=rng, **kwargs) if entry.seeded else entry.function(**kwargs)
+    if entry.split:
+        if test_fraction is not None:
+            raise ValueError(
+                f"test_fraction must be None for {name!r}, whose test part is fixed (the "
+                f"original test images), got {test_fraction!r}"
+            )
+        X_train, y_train, X_test, y_test = X_y
+        train, test = rng.permutation(len(y_train)), rng.permutation(len(y_test))
+        parts = X_train[train], y_train[train], X_test[test], y_test[test]
+    else:
+        test_fraction = 0.25 if test_fraction is None else test_fraction
+        parts = train_test_split(*X_y, test_fraction=test_fraction, seed=rng)
     # every generator gives each class at least one sample, so the largest label is K - 1
-    n_classes = int(y.max()) + 1 if task == "classification" else None
-    parts = train_test_split(X, y, test_fraction=test_fraction, seed=rng)
-    return Dataset(name, task, *parts, n_classes=n_classes)
+    n_classes = None
+    if entry.task == "classification":
+        n_classes = int(max(parts[1].max(), parts[3].max())) + 1
+    return Dataset(name, entry.task, *parts, n_classes=n_classes, class_names=entry.class_names)
+
+
+class _Entry(NamedTuple):
+    """How ``load`` makes one data set."""
+
+    function: Callable  # returns (X, y), or (X_train, y_train, X_test, y_test) if split
+    task: str  # "regression" or "classification"
+    seeded: bool = True  # the function takes seed= (generated data)
+    split: bool = False  # the data comes with its own train/test split
+    class_names: tuple[str, ...] | None = None
 
 
 _REGISTRY = {
-    "rbf_teacher": (rbf_teacher, "regression"),
-    "spirals": (spirals, "classification"),
-    "moons": (moons, "classification"),
-    "blobs": (blobs, "classification"),
-    "teacher_student": (teacher_student, "regression"),
-    "digits": (digits, "classification"),
+    "rbf_teacher": _Entry(rbf_teacher, "regression"),
+    "spirals": _Entry(spirals, "classification"),
+    "moons": _Entry(moons, "classification"),
+    "blobs": _Entry(blobs, "classification"),
+    "teacher_student": _Entry(teacher_student, "regression"),
+    "digits": _Entry(digits, "classification", seeded=False),
+    "fashion_mnist": _Entry(
+        fashion_mnist, "classification", seeded=False, split=True,
+        class_names=FASHION_MNIST_CLASSES,
+    ),
 }

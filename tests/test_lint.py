@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-LINTED = ["minisplit", "tests", "benchmarks"]
+LINTED = ["minisplit", "tests", "benchmarks", "tools"]
 
 
 def test_ruff_check_passes():
