@@ -24,6 +24,7 @@ import ctypes
 import glob
 import os
 import platform
+import resource
 import statistics
 import time
 
@@ -55,6 +56,13 @@ def _openblas_runtime() -> str | None:
             corename.restype = ctypes.c_char_p
             return f"core {corename().decode()}, threads: {threads()}"
     return None
+
+
+def cpu_seconds() -> float:
+    """CPU seconds of this process and of its finished child processes (a process pool's
+    workers, counted once they have been joined): the CPU time of a run with ``--jobs``."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
 
 
 def blas_summary() -> list[str]:

@@ -31,7 +31,6 @@ import dataclasses
 import functools
 import json
 import os
-import resource
 import shlex
 import subprocess
 import sys
@@ -41,7 +40,7 @@ from dataclasses import dataclass, field
 
 import growth_report  # same directory: the tables and the results page
 import numpy as np
-from bench_core import blas_summary  # same directory: the BLAS report of every benchmark
+from bench_core import blas_summary, cpu_seconds  # same directory: BLAS report, CPU time
 
 import minisplit as ms
 
@@ -284,13 +283,6 @@ def _progress(task_name):
     return progress
 
 
-def _cpu_seconds() -> float:
-    """CPU seconds of this process and of its finished child processes (the pool's workers,
-    counted once they have been joined)."""
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return time.process_time() + children.ru_utime + children.ru_stime
-
-
 def run_task(task, config, seeds, data_seed, jobs=1) -> TaskResult:
     """Every run of ``ms.growth.RUN_NAMES`` the task's student allows, over ``seeds``; with
     ``jobs`` > 1 its (strategy, seed) runs go to a pool of that many processes
@@ -301,12 +293,12 @@ def run_task(task, config, seeds, data_seed, jobs=1) -> TaskResult:
     # a partial of a module-level function, so that the pool can send it to its workers
     make_net = functools.partial(STUDENTS[task.student].make, task, sizes, loss)
 
-    wall, cpu = time.perf_counter(), _cpu_seconds()
+    wall, cpu = time.perf_counter(), cpu_seconds()
     with ms.growth.process_pool(jobs) as executor:
         # strategies=None: every run whose requirements the starting network meets
         result = ms.compare(data, make_net, config, None, seeds, _progress(task.name),
                             executor=executor)
-    wall, cpu = time.perf_counter() - wall, _cpu_seconds() - cpu
+    wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
     comparison = ms.Comparison(result.dataset, result.seeds, result.histories)  # no networks
     excluded = {name: refusal(make_net(seeds[0]), name) for name in ms.growth.STRATEGIES
                 if name not in comparison.histories}

@@ -24,7 +24,7 @@ import os
 import sys
 import time
 
-from bench_core import blas_summary  # same directory: the BLAS report of every benchmark
+from bench_core import blas_summary, cpu_seconds  # same directory: BLAS report, CPU time
 
 import minisplit as ms
 from minisplit import prototypes as protos
@@ -33,8 +33,8 @@ STRATEGIES = ("splitting", "random_split", "principal_split", "new_prototype", "
               "scratch")
 METRICS = ("test_accuracy", "test_loss", "train_loss")
 #: The image data sets the benchmark runs on, with how the page names them.
-DATASETS = {"digits": "the UCI digits (8 x 8)",
-            "fashion_mnist": "the shipped Fashion-MNIST subset (14 x 14, 6,000 train / 1,000 test)"}
+DATASETS = {"digits": "The UCI digits (8 x 8)",
+            "fashion_mnist": "The shipped Fashion-MNIST subset (14 x 14, 6,000 train / 1,000 test)"}
 
 
 def parse_args(argv=None):
@@ -78,11 +78,11 @@ def run(args) -> dict:
             print(f"  {event['strategy']:<16} seed {event['seed']}: {event['round']} rounds, "
                   f"{event['reason']}", file=sys.stderr, flush=True)
 
-    wall, cpu = time.perf_counter(), time.process_time()
+    wall, cpu = time.perf_counter(), cpu_seconds()
     with ms.growth.process_pool(args.jobs) as executor:
         comparison = ms.compare(data, make_net, config, STRATEGIES, range(args.seeds), progress,
                                 executor=executor)
-    seconds = (time.perf_counter() - wall, time.process_time() - cpu)
+    seconds = (time.perf_counter() - wall, cpu_seconds() - cpu)  # after the pool has joined
     return {
         "format": "minisplit.bench_prototypes", "version": 1,
         "command": "python benchmarks/bench_prototypes.py " + " ".join(sys.argv[1:]),
