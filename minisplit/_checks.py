@@ -78,6 +78,37 @@ def check_int(value, name: str, low=None, high=None, none: bool = False) -> int 
     return value
 
 
+def check_int_pair(value, name: str, low=None) -> tuple[int, int]:
+    """``value``, an int or a pair (h, w) of ints, as a pair of ``int`` >= ``low``.
+
+    An int k means ``(k, k)`` (one value along both axes of an image); a tuple or list of
+    two ints gives each axis its own. Each entry is checked by :func:`check_int`.
+
+    Raises
+    ------
+    TypeError
+        If an entry is not an integer.
+    ValueError
+        If a tuple or list does not hold two entries, or an entry is below ``low``.
+
+    Examples
+    --------
+    >>> check_int_pair(3, "stride", low=1), check_int_pair([1, 2], "stride", low=1)
+    ((3, 3), (1, 2))
+    >>> check_int_pair((1, 2, 3), "stride", low=1)
+    Traceback (most recent call last):
+    ...
+    ValueError: stride must be an integer or a pair of integers (h, w), got (1, 2, 3)
+    """
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{name} must be an integer or a pair of integers (h, w), "
+                             f"got {value!r}")
+        return check_int(value[0], name, low=low), check_int(value[1], name, low=low)
+    value = check_int(value, name, low=low)
+    return value, value
+
+
 def check_real(
     value, name: str, low=None, high=None, low_open=False, high_open=False, none=False
 ) -> float | None:

@@ -10,8 +10,13 @@ The layer list names every layer, in order (kinds are case-insensitive: ``"Linea
     ("linear", name, activation)          weight (out, in),          bias (out,)
     ("conv2d", name, activation, opts)    weight (out, in, kh, kw),  bias (out,)
                                           opts = {"stride": s, "padding": p}, may be left off
-    ("avgpool2d", name, k)                k x k mean with stride k (no padding, H, W divisible)
+    ("avgpool2d", name, k)                kh x kw mean with stride (kh, kw) (no padding, H, W
+                                          divisible)
+    ("globalavgpool2d", name)             (N, C, H, W) -> (N, C), the mean over positions:
+                                          nn.AdaptiveAvgPool2d(1) then nn.Flatten()
     ("flatten", name)                     (N, C, H, W) -> (N, C*H*W), C-major: torch.flatten(x, 1)
+
+Every stride, padding and window is an int or a pair (h, w), as PyTorch keeps them.
 
 and the state dict holds ``f"{name}.weight"`` and ``f"{name}.bias"`` for every linear and
 conv2d layer, and nothing else. A linear weight is minisplit's ``Dense.W``, a conv2d weight
@@ -39,14 +44,15 @@ from typing import ClassVar
 
 import numpy as np
 
-from minisplit._checks import check_array, check_choice, check_int, check_type
-from minisplit.layers import AvgPool2d, Conv2d, Dense, Flatten
+from minisplit._checks import check_array, check_choice, check_int, check_int_pair, check_type
+from minisplit.layers import AvgPool2d, Conv2d, Dense, Flatten, GlobalAvgPool2d
 from minisplit.network import Network
 from minisplit.splitting.eigen import WHICH, dense_extreme
 from minisplit.splitting.matrices import splitting_matrices
 
 #: Layer kinds of a layer list (compared lower-case): what minisplit builds for each.
-KINDS = {"linear": Dense, "conv2d": Conv2d, "avgpool2d": AvgPool2d, "flatten": Flatten}
+KINDS = {"linear": Dense, "conv2d": Conv2d, "avgpool2d": AvgPool2d,
+         "globalavgpool2d": GlobalAvgPool2d, "flatten": Flatten}
 #: Kinds whose layers have neurons, a ``.weight`` and a ``.bias``.
 NEURON_KINDS = ("linear", "conv2d")
 #: Activation spellings (compared lower-case; None is the identity) -> minisplit's name.
@@ -69,6 +75,7 @@ _FORMS = {
     "conv2d": "('conv2d', name, activation) or ('conv2d', name, activation, "
               "{'stride': s, 'padding': p})",
     "avgpool2d": "('avgpool2d', name, k)",
+    "globalavgpool2d": "('globalavgpool2d', name)",
     "flatten": "('flatten', name)",
 }
 
@@ -83,9 +90,9 @@ class _Entry:
     kind: str
     name: str
     activation: str | None = None
-    stride: int = 1
-    padding: int = 0
-    k: int = 1
+    stride: tuple = (1, 1)
+    padding: tuple = (0, 0)
+    k: tuple = (1, 1)
 
     @property
     def settings(self) -> dict:
@@ -93,8 +100,9 @@ class _Entry:
         if self.kind == "linear":
             return {"activation": self.activation}
         if self.kind == "conv2d":
-            return {"activation": self.activation, "stride": self.stride, "padding": self.padding}
-        return {"k": self.k} if self.kind == "avgpool2d" else {}
+            return {"activation": self.activation, "stride": list(self.stride),
+                    "padding": list(self.padding)}
+        return {"k": list(self.k)} if self.kind == "avgpool2d" else {}
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -113,16 +121,6 @@ def _activation(value, where: str) -> str:
     return ACTIVATION_NAMES[value.lower()]
 
 
-def _square(value, name: str, low: int) -> int:
-    """An int, or a pair of equal ints (PyTorch keeps ``stride``, ``padding`` as pairs)."""
-    if isinstance(value, (tuple, list)):
-        if len(value) != 2 or value[0] != value[1]:
-            raise ValueError(f"{name} must be an integer or a pair of equal integers (minisplit "
-                             f"uses one value along both axes), got {value!r}")
-        value = value[0]
-    return check_int(value, name, low=low)
-
-
 def _entry(index: int, item) -> _Entry:
     """Parse ``layers[index]``."""
     where = f"layers[{index}]"
@@ -134,7 +132,8 @@ def _entry(index: int, item) -> _Entry:
         raise ValueError(f"{where} must start with a layer kind, one of "
                          f"{', '.join(map(repr, KINDS))}, got {kind!r}")
     kind = kind.lower()
-    lengths = {"linear": (3,), "conv2d": (3, 4), "avgpool2d": (3,), "flatten": (2,)}[kind]
+    lengths = {"linear": (3,), "conv2d": (3, 4), "avgpool2d": (3,), "globalavgpool2d": (2,),
+               "flatten": (2,)}[kind]
     if len(item) not in lengths:
         raise ValueError(f"{where} must be {_FORMS[kind]}, got {item!r}")
     name = item[1]
@@ -142,8 +141,8 @@ def _entry(index: int, item) -> _Entry:
         raise TypeError(f"{where} must name its layer with a non-empty string, got {name!r}")
     where = f"layer {name!r} ({kind})"
     if kind == "avgpool2d":
-        return _Entry(kind, name, k=_square(item[2], f"the window of {where}", low=1))
-    if kind == "flatten":
+        return _Entry(kind, name, k=check_int_pair(item[2], f"the window of {where}", low=1))
+    if kind in ("globalavgpool2d", "flatten"):
         return _Entry(kind, name)
     activation = _activation(item[2], where)
     options = item[3] if len(item) == 4 else {}
@@ -152,8 +151,8 @@ def _entry(index: int, item) -> _Entry:
     if unknown:
         raise ValueError(f"the options of {where} must be among {list(CONV_OPTIONS)}, "
                          f"got {unknown}")
-    stride = _square(options.get("stride", 1), f"the stride of {where}", low=1)
-    padding = _square(options.get("padding", 0), f"the padding of {where}", low=0)
+    stride = check_int_pair(options.get("stride", 1), f"the stride of {where}", low=1)
+    padding = check_int_pair(options.get("padding", 0), f"the padding of {where}", low=0)
     return _Entry(kind, name, activation, stride, padding)
 
 
@@ -250,15 +249,18 @@ def _conv2d(entry, state_dict, signal):
                          f"(out, in, kh, kw) to read the {signal.channels} channels of "
                          f"{signal.source}, got {W.shape}")
     obj = Conv2d.from_config({"c_in": c_in, "c_out": c_out, "kernel_size": [kh, kw],
-                              "stride": entry.stride, "padding": entry.padding,
+                              "stride": list(entry.stride), "padding": list(entry.padding),
                               "activation": entry.activation}, [W, b])
     side = None
     if signal.side is not None:
         H, W_in = signal.side
-        if H + 2 * entry.padding < kh or W_in + 2 * entry.padding < kw:
+        ph, pw = entry.padding
+        misfits = [axis for axis, size, k, p in (("height", H, kh, ph), ("width", W_in, kw, pw))
+                   if size + 2 * p < k]
+        if misfits:
             raise ValueError(f"layer {entry.name!r} (conv2d): its {kh}x{kw} kernel does not fit "
-                             f"the {H}x{W_in} image of {signal.source} with padding "
-                             f"{entry.padding}")
+                             f"the {H}x{W_in} image of {signal.source} with padding (h, w) = "
+                             f"{entry.padding} along its {' and '.join(misfits)}")
         side = obj.output_shape(H, W_in)
     return obj, _Signal(f"layer {entry.name!r}", image=True, channels=c_out, side=side)
 
@@ -268,15 +270,25 @@ def _avgpool2d(entry, signal):
         raise ValueError(f"layer {entry.name!r} (avgpool2d) reads {signal.source}, a vector "
                          "(N, features): pooling needs an image (N, C, H, W)")
     side = None
+    kh, kw = entry.k
     if signal.side is not None:
         H, W = signal.side
-        if H % entry.k or W % entry.k:
-            raise ValueError(f"layer {entry.name!r} (avgpool2d) must read an image whose sides "
-                             f"are multiples of its window {entry.k} (no padding, no partial "
-                             f"windows), got {H}x{W} from {signal.source}")
-        side = (H // entry.k, W // entry.k)
+        if H % kh or W % kw:
+            raise ValueError(f"layer {entry.name!r} (avgpool2d) must read an image whose height "
+                             f"is a multiple of {kh} and width a multiple of {kw} (its {kh}x{kw} "
+                             f"window; no padding, no partial windows), got {H}x{W} from "
+                             f"{signal.source}")
+        side = (H // kh, W // kw)
     return AvgPool2d(entry.k), _Signal(f"layer {entry.name!r}", image=True,
                                        channels=signal.channels, side=side)
+
+
+def _globalavgpool2d(entry, signal):
+    if signal.image is False:
+        raise ValueError(f"layer {entry.name!r} (globalavgpool2d) reads {signal.source}, a "
+                         "vector (N, features): pooling needs an image (N, C, H, W)")
+    return GlobalAvgPool2d(), _Signal(f"layer {entry.name!r}", image=False,
+                                      features=signal.channels)
 
 
 def _flatten(entry, signal):
@@ -308,7 +320,8 @@ def from_state_dict(layers, state_dict, loss="mse", input_shape=None) -> Network
     """A minisplit network from a layer list and arrays laid out as PyTorch lays them out.
 
     ``linear``: ``A = f(X weight^T + bias)``; ``conv2d``: ``A = f(conv(X, weight) + bias)``
-    (NCHW, cross-correlation, zero padding); ``avgpool2d``, ``flatten`` as in PyTorch. The
+    (NCHW, cross-correlation, zero padding); ``avgpool2d``, ``flatten`` as in PyTorch;
+    ``globalavgpool2d`` as ``nn.AdaptiveAvgPool2d(1)`` followed by ``nn.Flatten()``. The
     arrays are copied into float64 (float32 values are kept exactly).
 
     Parameters
@@ -332,7 +345,8 @@ def from_state_dict(layers, state_dict, loss="mse", input_shape=None) -> Network
     Returns
     -------
     Network
-        ``net.layers[l]`` is ``layers[l]``: Dense, Conv2d, AvgPool2d or Flatten.
+        ``net.layers[l]`` is ``layers[l]``: Dense, Conv2d, AvgPool2d, GlobalAvgPool2d or
+        Flatten.
 
     Raises
     ------
@@ -368,6 +382,8 @@ def from_state_dict(layers, state_dict, loss="mse", input_shape=None) -> Network
             obj, signal = _conv2d(entry, state_dict, signal)
         elif entry.kind == "avgpool2d":
             obj, signal = _avgpool2d(entry, signal)
+        elif entry.kind == "globalavgpool2d":
+            obj, signal = _globalavgpool2d(entry, signal)
         else:
             obj, signal = _flatten(entry, signal)
         objs.append(obj)
@@ -564,7 +580,7 @@ def neuron_splitting(net, layers, X, y, name, which="min", relu_surrogate=None):
     Raises
     ------
     ValueError
-        ``name`` not in the list, a layer without neurons (avgpool2d, flatten), the output
+        ``name`` not in the list, a layer without neurons (the pools, flatten), the output
         layer (no later layer reads its neurons, so they cannot be split), a flat activation
         (identity, relu without the surrogate: S would be zero), a net that does not match
         ``layers``.

@@ -3,15 +3,16 @@
 
 :data:`ARCHITECTURES` holds one :class:`Architecture` record per network shape. Its
 ``build`` takes the sizes of the problem as keywords (samples ``n``, widths or channels,
-image ``side``, ``kernel``, ``stride``, ``padding``, ... as they apply, every one with a
-default, so a plain call works), the activation, the loss and a seed, and returns
+image ``side`` (or ``height`` and ``width``), ``kernel``, ``stride``, ``padding``, ... (per
+axis: ``kernel_h``, ``kernel_w``, ...) as they apply, every one with a default, so a plain
+call works), the activation, the loss and a seed, and returns
 ``(net, X, y)``. Everything is drawn from one Generator, in this order:
 
 - the layers, first to last: each layer's own initialisation, then a bias uniform in
   [-0.5, 0.5] for every Dense and Conv2d layer (their initialisation has b = 0, a point
   where some second-derivative terms vanish and a wrong formula could pass);
 - the inputs ``X``: uniform in [-2, 2] for vectors (N, n_in), [-1, 1] for images
-  (N, c_in, side, side);
+  (N, c_in, side, side) or (N, c_in, height, width);
 - the targets ``y``: for ``"mse"`` (N, n_out) uniform in [-1, 1]; for ``"cross_entropy"``
   the labels ``arange(N) % n_out`` (no draw), so every class appears once N >= n_out;
 - N(0, :data:`JITTER` ^2) noise on every parameter, so none of them (RBF centres, reader
@@ -32,7 +33,7 @@ import numpy as np
 
 from minisplit._checks import check_choice, check_int, make_rng
 from minisplit.activations import ACTIVATIONS
-from minisplit.layers import RBF, AvgPool2d, Conv2d, Dense, Flatten
+from minisplit.layers import RBF, AvgPool2d, Conv2d, Dense, Flatten, GlobalAvgPool2d
 from minisplit.losses import LOSSES
 from minisplit.network import Network, flatten
 
@@ -64,7 +65,8 @@ def _start(activation, loss, seed, activations, **sizes) -> np.random.Generator:
 
 
 def _conv_side(side, kernel, stride, padding, name="side", layer="") -> int:
-    """Output side of a convolution of a side x side input; ValueError if the kernel won't fit."""
+    """Output size along one axis of a convolution (``side`` the input's along it); ValueError
+    if the kernel won't fit."""
     if side + 2 * padding < kernel:
         raise ValueError(f"{name} must be >= kernel{layer} - 2 * padding{layer} = "
                          f"{kernel - 2 * padding}, got {side}")
@@ -244,6 +246,49 @@ def conv_conv(
     return _finish(layers, loss, rng.uniform(-1.0, 1.0, size=(n, c_in, side, side)), n_out, rng)
 
 
+def conv_gap(
+    *, activation="tanh", loss="mse", seed=0, n=6, c_in=2, height=6, width=7, channels=3,
+    kernel_h=3, kernel_w=2, stride_h=1, stride_w=2, padding_h=1, padding_w=0, pool_h=3,
+    pool_w=1, n_out=2,
+):
+    """Conv2d -> AvgPool2d((pool_h, pool_w)) -> GlobalAvgPool2d -> Dense(channels -> n_out).
+
+    Every setting is per axis: kernel ``(kernel_h, kernel_w)``, stride ``(stride_h,
+    stride_w)``, padding ``(padding_h, padding_w)`` on ``height`` x ``width`` images. The
+    default: 6x7 images, a 3x2 kernel with stride (1, 2) and padding (1, 0) -> 6x3 maps ->
+    pooled by a 3x1 window to 2x3 -> one mean per channel -> Dense(3 -> 2), which reads each
+    channel through one column. ``pool_h`` must divide the maps' height, ``pool_w`` their
+    width. Other arguments as in :func:`conv_flatten`.
+
+    Examples
+    --------
+    >>> net, X, y = conv_gap()
+    >>> X.shape, net.layers[0].output_shape(6, 7), net.layers[3].W.shape
+    ((6, 2, 6, 7), (6, 3), (2, 3))
+    """
+    rng = _start(activation, loss, seed, ALL_ACTIVATIONS, n=n, c_in=c_in, height=height,
+                 width=width, channels=channels, kernel_h=kernel_h, kernel_w=kernel_w,
+                 stride_h=stride_h, stride_w=stride_w, padding_h=padding_h, padding_w=padding_w,
+                 pool_h=pool_h, pool_w=pool_w, n_out=n_out)
+    out_h = _conv_side(height, kernel_h, stride_h, padding_h, "height", "_h")
+    out_w = _conv_side(width, kernel_w, stride_w, padding_w, "width", "_w")
+    for name, pool, out, axis in (("pool_h", pool_h, out_h, "height"),
+                                  ("pool_w", pool_w, out_w, "width")):
+        if out % pool:
+            raise ValueError(f"{name} must divide the convolution's output {axis} {out}, "
+                             f"got {pool}")
+    conv = _conv(c_in, channels, (kernel_h, kernel_w), (stride_h, stride_w),
+                 (padding_h, padding_w), activation, rng)
+    layers = [
+        conv,  # (n, channels, out_h, out_w)
+        AvgPool2d((pool_h, pool_w)),  # (n, channels, out_h / pool_h, out_w / pool_w)
+        GlobalAvgPool2d(),  # (n, channels)
+        _dense(channels, n_out, "identity", rng),
+    ]
+    X = rng.uniform(-1.0, 1.0, size=(n, c_in, height, width))
+    return _finish(layers, loss, X, n_out, rng)
+
+
 def rbf(*, activation=None, loss="mse", seed=0, n=6, n_in=2, centers=4, n_out=2):
     """RBF(n_in -> centers, width 1) -> Dense(centers -> n_out); no activation applies.
 
@@ -334,6 +379,7 @@ ARCHITECTURES = {
         Architecture("conv_flatten", conv_flatten, (0,), ALL_ACTIVATIONS),
         Architecture("conv_pool", conv_pool, (0,), ALL_ACTIVATIONS),
         Architecture("conv_conv", conv_conv, (0, 1), ALL_ACTIVATIONS),
+        Architecture("conv_gap", conv_gap, (0,), ALL_ACTIVATIONS),
         Architecture("rbf", rbf, (0,), ()),
         Architecture("rbf_dense", rbf_dense, (0, 1), ALL_ACTIVATIONS),
     )

@@ -2,7 +2,8 @@
 problem, and the helpers the splitting tests share (a test helper, not part of minisplit).
 
 :func:`problems` draws a whole problem from the package's table: the architecture, its
-sizes (bounded small: widths 1-5, 2-6 samples, 1-3 image channels, images up to 14 x 14),
+sizes (bounded small: widths 1-5, 2-6 samples, 1-3 image channels, images up to 14 x 14,
+rectangular where the architecture's geometry is per axis),
 the activation, the loss and the seed, and builds ``(net, X, y)`` with the table's builder.
 ``ARCH_LAYERS`` lists every (architecture, growable layer) pair, for tests that must check
 each one whatever Hypothesis draws. Under the derandomized ``ci`` profile the first draw of
@@ -76,6 +77,18 @@ def _conv_conv_sizes(draw):
             "channels2": draw(widths), **first, **second}
 
 
+@st.composite
+def _conv_gap_sizes(draw):
+    # each axis its own geometry and pooling window: the kernel, stride, padding and window
+    # along the height are drawn independently of those along the width
+    sizes = {"c_in": draw(channels), "channels": draw(widths)}
+    for axis, name in (("_h", "height"), ("_w", "width")):
+        pool = draw(st.integers(1, 2))
+        side, geometry = draw(conv_geometry(pool * draw(st.integers(1, 2)), axis))
+        sizes.update({name: side, f"pool{axis}": pool, **geometry})
+    return sizes
+
+
 #: Per architecture of the table, the strategy of its sizes other than ``n`` and ``n_out``.
 SIZES = {
     "dense": st.fixed_dictionaries({"n_in": widths, "width": widths}),
@@ -85,6 +98,7 @@ SIZES = {
     "conv_flatten": _conv_flatten_sizes(),
     "conv_pool": _conv_pool_sizes(),
     "conv_conv": _conv_conv_sizes(),
+    "conv_gap": _conv_gap_sizes(),
     "rbf": st.fixed_dictionaries({"n_in": widths, "centers": widths}),
     "rbf_dense": st.fixed_dictionaries({"n_in": widths, "centers": widths, "width": widths}),
 }

@@ -70,39 +70,43 @@ def activate(name, Z):
 
 
 def loop_conv2d(X, W, b, stride, padding):
-    """Z[n, o, r, c] = b[o] + sum(W[o] * Xp[n, :, r s : r s + kh, c s : c s + kw]), by loops."""
+    """Z[n, o, r, c] = b[o] + sum(W[o] * Xp[n, :, r sh : r sh + kh, c sw : c sw + kw]), by
+    loops; ``stride`` (sh, sw), ``padding`` (ph, pw)."""
     N, _, H, Wd = X.shape
     n_out, _, kh, kw = W.shape
-    Xp = np.pad(X, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
-    Ho, Wo = (H + 2 * padding - kh) // stride + 1, (Wd + 2 * padding - kw) // stride + 1
+    (sh, sw), (ph, pw) = stride, padding
+    Xp = np.pad(X, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    Ho, Wo = (H + 2 * ph - kh) // sh + 1, (Wd + 2 * pw - kw) // sw + 1
     Z = np.empty((N, n_out, Ho, Wo))
     for n in range(N):
         for o in range(n_out):
             for r in range(Ho):
                 for c in range(Wo):
-                    window = Xp[n, :, r * stride : r * stride + kh, c * stride : c * stride + kw]
+                    window = Xp[n, :, r * sh : r * sh + kh, c * sw : c * sw + kw]
                     Z[n, o, r, c] = b[o] + np.sum(W[o] * window)
     return Z
 
 
 def loop_avgpool2d(X, k):
     N, C, H, W = X.shape
-    out = np.empty((N, C, H // k, W // k))
-    for r in range(H // k):
-        for c in range(W // k):
-            out[:, :, r, c] = X[:, :, r * k : (r + 1) * k, c * k : (c + 1) * k].mean(axis=(2, 3))
+    kh, kw = as_pair(k)
+    out = np.empty((N, C, H // kh, W // kw))
+    for r in range(H // kh):
+        for c in range(W // kw):
+            window = X[:, :, r * kh : (r + 1) * kh, c * kw : (c + 1) * kw]
+            out[:, :, r, c] = window.mean(axis=(2, 3))
     return out
 
 
-def one_int(value):
-    """PyTorch keeps stride and padding as pairs (s, s)."""
-    return value[0] if isinstance(value, tuple) else value
+def as_pair(value):
+    """PyTorch keeps stride, padding and windows as pairs (h, w); an int s is (s, s)."""
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
 
 
 def neuron_layer(kind, A, W, b, activation, options):
     if kind == "linear":
         return activate(activation, A @ W.T + b)
-    stride, padding = one_int(options.get("stride", 1)), one_int(options.get("padding", 0))
+    stride, padding = as_pair(options.get("stride", 1)), as_pair(options.get("padding", 0))
     return activate(activation, loop_conv2d(A, W, b, stride, padding))
 
 
@@ -120,6 +124,10 @@ def framework_forward(layers, state, X, split=None):
             continue
         if kind == "avgpool2d":
             A = loop_avgpool2d(A, item[2])
+            continue
+        if kind == "globalavgpool2d":  # nn.AdaptiveAvgPool2d(1), then nn.Flatten()
+            A = np.array([[A[n, c].sum() / A[n, c].size for c in range(A.shape[1])]
+                          for n in range(A.shape[0])])
             continue
         W, b = state[f"{name}.weight"], state[f"{name}.bias"]
         options = item[3] if len(item) == 4 else {}
@@ -202,31 +210,38 @@ def mlps(draw, activations=SMOOTH, min_linear=2):
 
 @st.composite
 def conv_geometry(draw, out_h, out_w):
-    """``(H, W), (kh, kw), stride, padding`` of a convolution whose output is out_h x out_w."""
+    """``(H, W), (kh, kw), (sh, sw), (ph, pw)`` of a convolution whose output is out_h x out_w:
+    each axis drawn on its own."""
     kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    stride = draw(st.integers(1, 2))
-    padding = draw(st.integers(0, (min(kh, kw) - 1) // 2))
-    H = (out_h - 1) * stride + kh - 2 * padding + draw(st.integers(0, stride - 1))
-    W = (out_w - 1) * stride + kw - 2 * padding + draw(st.integers(0, stride - 1))
-    return (H, W), (kh, kw), stride, padding
+    sh, sw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    ph, pw = draw(st.integers(0, (kh - 1) // 2)), draw(st.integers(0, (kw - 1) // 2))
+    H = (out_h - 1) * sh + kh - 2 * ph + draw(st.integers(0, sh - 1))
+    W = (out_w - 1) * sw + kw - 2 * pw + draw(st.integers(0, sw - 1))
+    return (H, W), (kh, kw), (sh, sw), (ph, pw)
 
 
 @st.composite
 def conv_options(draw, stride, padding):
-    """The options as a user may write them: ints, PyTorch's pairs, or left off at defaults."""
+    """The options as a user may write them: PyTorch's pairs (h, w), ints where both axes
+    agree, or left off at the defaults."""
     form = draw(st.sampled_from(["int", "pair", "default"]))
-    if form == "default" and (stride, padding) == (1, 0):
+    if form == "default" and (stride, padding) == ((1, 1), (0, 0)):
         return None
-    if form == "pair":
-        return {"stride": (stride, stride), "padding": (padding, padding)}
-    return {"stride": stride, "padding": padding}
+    options = {"stride": stride, "padding": padding}
+    if form == "int":  # an int where the pair is equal
+        options = {key: value[0] if value[0] == value[1] else value
+                   for key, value in options.items()}
+    return options
 
 
 @st.composite
 def convnets(draw, activations=SMOOTH):
-    """``conv1 [-> pool] [-> conv2] -> flatten -> fc`` with 1-5 channels, images up to ~9x9."""
+    """``conv1 [-> pool] [-> conv2] -> flatten or globalavgpool2d -> fc`` with 1-5 channels,
+    images up to ~9x9, every geometry per axis (the pooling window (kh, kw) too)."""
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    pool = draw(st.sampled_from([None, 1, 2]))
+    pool = draw(st.sampled_from([None, 1, 2, (1, 2), (2, 1)]))
+    pool = as_pair(pool) if pool else None
+    global_pool = draw(st.booleans())
     second = draw(st.booleans())
     side = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))  # the last image's H x W
     convs = []  # (side in, kernel, stride, padding), built from the output backwards
@@ -238,7 +253,7 @@ def convnets(draw, activations=SMOOTH):
         side_after_first = side
     pooled = side_after_first
     if pool:
-        side_after_first = (pooled[0] * pool, pooled[1] * pool)
+        side_after_first = (pooled[0] * pool[0], pooled[1] * pool[1])
     side_in, kernel, stride, padding = draw(conv_geometry(*side_after_first))
     convs.insert(0, (kernel, stride, padding))
     c_in = draw(st.integers(1, 3))
@@ -255,11 +270,12 @@ def convnets(draw, activations=SMOOTH):
                                              size=(channels[index + 1], channels[index], *kernel))
         state[f"{name}.bias"] = rng.normal(0.0, 0.5, size=channels[index + 1])
         if index == 0 and pool:
-            layers.append(("avgpool2d", "pool", pool))
-    layers.append(("flatten", "flat"))
+            layers.append(("avgpool2d", "pool", pool if pool[0] != pool[1] else pool[0]))
+    layers.append(("globalavgpool2d", "gap") if global_pool else ("flatten", "flat"))
     n_out = draw(st.integers(2, 3))
     layers.append(("linear", "fc", draw(st.sampled_from(OUTPUT))))
-    linear_arrays(rng, state, "fc", n_out, channels[-1] * side[0] * side[1])
+    n_in = channels[-1] if global_pool else channels[-1] * side[0] * side[1]
+    linear_arrays(rng, state, "fc", n_out, n_in)
     input_shape = (c_in, *side_in)
     X, y, loss = draw_data(draw, rng, input_shape, n_out)
     hidden = tuple(f"conv{index + 1}" for index in range(len(convs)))
@@ -298,6 +314,31 @@ def test_conv_forward_rectangular_kernel_stride_and_padding():
     X = rng.normal(size=(3, 2, 5, 6))  # Ho = (5 + 2 - 2) // 2 + 1 = 3, Wo = (6 + 2 - 3) // 2 + 1
     net = from_state_dict(layers, state, input_shape=(2, 5, 6))
     assert_close(net.forward(X), framework_forward(layers, state, X))
+
+
+def test_per_axis_options_and_the_global_pool():
+    # a 3x2 kernel, stride (1, 2), padding (1, 0) on a 4x7 image: Ho = (4 + 2 - 3) // 1 + 1 = 4,
+    # Wo = (7 - 2) // 2 + 1 = 3; a (2, 3) window pools it to 2x1, the global pool to (N, 4)
+    rng = np.random.default_rng(13)
+    layers = [("conv2d", "c", "softplus", {"stride": (1, 2), "padding": (1, 0)}),
+              ("avgpool2d", "p", (2, 3)), ("GlobalAvgPool2d", "g"), ("linear", "o", None)]
+    state = {"c.weight": rng.normal(size=(4, 2, 3, 2)), "c.bias": rng.normal(size=4),
+             "o.weight": rng.normal(size=(3, 4)), "o.bias": rng.normal(size=3)}
+    X = rng.normal(size=(3, 2, 4, 7))
+    net = from_state_dict(layers, state, input_shape=(2, 4, 7))
+    conv, pool, gap = net.layers[:3]
+    assert (conv.stride, conv.padding, pool.k) == ((1, 2), (1, 0), (2, 3))
+    assert isinstance(gap, ms.GlobalAvgPool2d)
+    assert_close(net.forward(X), framework_forward(layers, state, X))
+    assert bits(to_state_dict(net, layers)) == bits(state)
+    other = [("conv2d", "c", "softplus", {"stride": (2, 1), "padding": (1, 0)})] + layers[1:]
+    with pytest.raises(ValueError, match=r"net\.layers\[0\] must be what layers\[0\]"):
+        to_state_dict(net, other)  # the axes swapped: not the same layer
+    # the conv before the global pool is hidden: its splitting matrices are minisplit's
+    y = rng.normal(size=(3, 3))
+    result = neuron_splitting(net, layers, X, y, "c")
+    assert result.weight_shape == (2, 3, 2) and result.matrices.shape == (4, 13, 13)
+    assert np.array_equal(result.matrices, ms.splitting_matrices(net, X, y, 0))
 
 
 @pytest.mark.parametrize("spelling, expected", [
@@ -588,7 +629,8 @@ def replaced(state, **arrays):
      r"layer 'flat'"),
     (CONV, replaced(conv_state(), fc__weight=np.ones((2, 13))), {},
      r"fc\.weight must have shape \(out, in\) with in a multiple of the 3 channels"),
-    (CONV, conv_state(), {"input_shape": (2, 5, 4)}, r"multiples of its window 2.*5x4"),
+    (CONV, conv_state(), {"input_shape": (2, 5, 4)},
+     r"height is a multiple of 2 and width a multiple of 2 \(its 2x2 window.*got 5x4"),
     ([("conv2d", "conv1", "tanh"), ("flatten", "flat"), ("linear", "fc", None)],
      conv_state(side=1), {"input_shape": (2, 2, 2)}, r"3x3 kernel does not fit the 2x2 image"),
     ([("conv2d", "conv1", "tanh"), ("linear", "fc", None)], conv_state(), {},
@@ -609,8 +651,27 @@ def replaced(state, **arrays):
     ([MLP[0], ("linear", "fc1", None)], mlp_state(), {}, r"distinct names.*\['fc1'\]"),
     ([("conv2d", "conv1", "tanh", {"dilation": 2})] + CONV[1:], conv_state(), {},
      r"must be among \['stride', 'padding'\], got \['dilation'\]"),
-    ([("conv2d", "conv1", "tanh", {"stride": (1, 2)})] + CONV[1:], conv_state(), {},
-     r"stride of layer 'conv1' .* pair of equal integers"),
+    ([("conv2d", "conv1", "tanh", {"stride": (1, 2, 1)})] + CONV[1:], conv_state(), {},
+     r"the stride of layer 'conv1' \(conv2d\) must be an integer or a pair of integers "
+     r"\(h, w\), got \(1, 2, 1\)"),
+    ([("conv2d", "conv1", "tanh", {"padding": (1, -1)})] + CONV[1:], conv_state(), {},
+     r"the padding of layer 'conv1' \(conv2d\) must be an integer >= 0, got -1"),
+    ([("conv2d", "conv1", "tanh", {"padding": (1, 0)})] + CONV[1:], conv_state(),
+     {"input_shape": (2, 4, 2)},
+     r"3x3 kernel does not fit the 4x2 image of the input with padding \(h, w\) = \(1, 0\) "
+     r"along its width$"),
+    (CONV[:1] + [("avgpool2d", "pool", (2, 3))] + CONV[2:], conv_state(),
+     {"input_shape": (2, 4, 4)},
+     r"'pool' \(avgpool2d\) must read an image whose height is a multiple of 2 and width a "
+     r"multiple of 3 \(its 2x3 window.*got 4x4 from layer 'conv1'"),
+    ([("linear", "fc", None), ("globalavgpool2d", "gap")],
+     {k: conv_state()[k] for k in ("fc.weight", "fc.bias")}, {},
+     r"'gap' \(globalavgpool2d\) reads layer 'fc', a vector"),
+    (CONV[:1] + [("globalavgpool2d", "gap", 1), CONV[3]], conv_state(), {},
+     r"layers\[1\] must be \('globalavgpool2d', name\)"),
+    (CONV[:1] + [("globalavgpool2d", "gap"), CONV[3]], conv_state(), {},
+     r"fc\.weight must have shape \(2, 3\) = \(out, in\) to read the 3 features of "
+     r"layer 'gap', got \(2, 12\)"),
     ([], {}, {}, r"at least one layer"),
     (MLP, mlp_state(), {"input_shape": (2, 3)}, r"input_shape must be \(features,\) or"),
     (MLP, mlp_state(), {"loss": "nll"}, r"loss must be one of"),

@@ -11,7 +11,19 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from minisplit import RBF, AvgPool2d, Conv2d, Dense, Flatten, Layer, Network, load, mlp, save
+from minisplit import (
+    RBF,
+    AvgPool2d,
+    Conv2d,
+    Dense,
+    Flatten,
+    GlobalAvgPool2d,
+    Layer,
+    Network,
+    load,
+    mlp,
+    save,
+)
 
 
 def _rbf_net():
@@ -85,6 +97,53 @@ def test_conv_network_round_trip_is_bit_exact(tmp_path):
     save(net, tmp_path / "conv.npz")
     X = rng.uniform(-3, 3, size=(2, 1, 4, 4))
     _assert_same_network(net, load(tmp_path / "conv.npz"), X)
+
+
+def _per_axis_net(rng):
+    """Conv2d (per-axis kernel, stride, padding) -> AvgPool2d((2, 1)) -> GlobalAvgPool2d ->
+    Dense."""
+    layers = [
+        Conv2d(2, 3, (3, 2), stride=(1, 2), padding=(1, 0), activation="softplus", seed=rng),
+        AvgPool2d((2, 1)),  # the 4x3 maps of a 4x6 input -> 2x3
+        GlobalAvgPool2d(),
+        Dense(3, 2, "identity", seed=rng),
+    ]
+    return Network(layers, "mse")
+
+
+def test_per_axis_conv_and_global_pool_round_trip_is_bit_exact(tmp_path):
+    rng = np.random.default_rng(6)
+    net = _per_axis_net(rng)
+    save(net, tmp_path / "gap.npz")
+    loaded = load(tmp_path / "gap.npz")
+    _assert_same_network(net, loaded, rng.uniform(-3, 3, size=(2, 2, 4, 6)))
+    assert loaded.layers[0].config()["stride"] == [1, 2]
+    assert (loaded.layers[0].stride, loaded.layers[0].padding) == ((1, 2), (1, 0))
+    assert loaded.layers[1].k == (2, 1) and isinstance(loaded.layers[2], GlobalAvgPool2d)
+
+
+def test_files_written_with_int_stride_padding_and_window_still_load(tmp_path):
+    # Files saved before the per-axis settings hold ints: {"stride": 2, "padding": 1},
+    # {"k": 2}. They load to the layers of the pairs (2, 2), (1, 1), (2, 2).
+    rng = np.random.default_rng(7)
+    layers = [Conv2d(1, 2, 3, stride=2, padding=1, activation="tanh", seed=rng), AvgPool2d(2),
+              Flatten(), Dense(2 * 2 * 2, 1, "identity", seed=rng)]
+    net = Network(layers, "mse")
+    path = tmp_path / "old.npz"
+    save(net, path)
+
+    def old_style(header, arrays):
+        header["layers"][0]["config"].update(stride=2, padding=1)
+        header["layers"][1]["config"].update(k=2)
+
+    _rewrite(path, old_style)
+    with np.load(path, allow_pickle=False) as data:
+        header = json.loads(data["__minisplit__"].tobytes().decode("utf-8"))
+    assert header["layers"][0]["config"]["stride"] == 2 and header["layers"][1]["config"]["k"] == 2
+    loaded = load(path)
+    _assert_same_network(net, loaded, rng.uniform(-3, 3, size=(3, 1, 7, 7)))
+    assert loaded.layers[0].stride == (2, 2) and loaded.layers[0].padding == (1, 1)
+    assert loaded.layers[1].k == (2, 2)
 
 
 def test_grown_widths_travel_with_the_weights(tmp_path):

@@ -10,7 +10,15 @@ from hypothesis import strategies as st
 import minisplit as ms
 from minisplit import LOSSES, NeuronLayer
 from minisplit.cli import verify
-from minisplit.testnets import ARCHITECTURES, conv_conv, conv_flatten, conv_pool, dense, rbf
+from minisplit.testnets import (
+    ARCHITECTURES,
+    conv_conv,
+    conv_flatten,
+    conv_gap,
+    conv_pool,
+    dense,
+    rbf,
+)
 
 TABLE = list(ARCHITECTURES.values())
 
@@ -24,6 +32,9 @@ def assert_keeps_its_promises(arch, net, X, y, sizes, activation, loss):
     assert net.forward(X).shape == (n, n_out)
     if "side" in sizes:
         assert X.shape == (n, sizes["c_in"], sizes["side"], sizes["side"])
+        assert np.abs(X).max() <= 1.0
+    elif "height" in sizes:
+        assert X.shape == (n, sizes["c_in"], sizes["height"], sizes["width"])
         assert np.abs(X).max() <= 1.0
     else:
         assert X.shape == (n, sizes["n_in"])
@@ -86,10 +97,19 @@ def test_the_seed_fixes_the_problem(arch):
 def test_the_default_geometry_of_the_convolutions():
     # conv_flatten: 5x5, k3 s2 p1 -> 3x3 maps: Dense(3 * 9 -> 2);
     # conv_pool: 7x7 -> 4x4 -> pooled 2x2: Dense(3 * 4 -> 2);
-    # conv_conv: 5x5, k3 p1 -> 5x5, then k2 s2 -> 2x2: Dense(2 * 4 -> 2).
+    # conv_conv: 5x5, k3 p1 -> 5x5, then k2 s2 -> 2x2: Dense(2 * 4 -> 2);
+    # conv_gap: 6x7, k (3, 2) s (1, 2) p (1, 0) -> Ho = (6 + 2 - 3) // 1 + 1 = 6,
+    # Wo = (7 - 2) // 2 + 1 = 3 -> pooled (3, 1) to 2x3 -> one mean per channel: Dense(3 -> 2).
     assert conv_flatten()[0].layers[2].W.shape == (2, 27)
     assert conv_pool()[0].layers[3].W.shape == (2, 12)
     assert conv_conv()[0].layers[3].W.shape == (2, 8)
+    net, X, _ = conv_gap()
+    conv, pool = net.layers[:2]
+    assert X.shape[2:] == (6, 7)
+    assert (conv.kernel_size, conv.stride, conv.padding, pool.k) == ((3, 2), (1, 2), (1, 0), (3, 1))
+    maps = conv.forward(X)[0]
+    assert maps.shape[2:] == (6, 3) and pool.forward(maps)[0].shape[2:] == (2, 3)
+    assert net.layers[3].W.shape == (2, 3)
 
 
 @settings(max_examples=3, deadline=None)
@@ -111,7 +131,7 @@ def test_drawn_problems_are_small(problem):
     for obj in problem.net.layers:
         if isinstance(obj, NeuronLayer) and obj is not problem.net.layers[-1]:
             assert 1 <= obj.n_neurons <= 5
-    assert problem.X.ndim == 2 or problem.X.shape[2] <= 14
+    assert problem.X.ndim == 2 or max(problem.X.shape[2:]) <= 14
     assert np.abs(problem.X).max() <= 3.0
 
 
@@ -145,6 +165,16 @@ def test_drawn_problems_are_small(problem):
          r"side must be >= kernel1 - 2 \* padding1 = 6, got 5"),
         (conv_conv, {"kernel2": 6}, ValueError,
          r"the first convolution's output side must be >= kernel2 - 2 \* padding2 = 6, got 5"),
+        (conv_gap, {"padding_w": -1}, ValueError, "padding_w must be an integer >= 0, got -1"),
+        (conv_gap, {"stride_h": (1, 2)}, TypeError, "stride_h must be an integer >= 1"),
+        (conv_gap, {"width": 1}, ValueError,
+         r"width must be >= kernel_w - 2 \* padding_w = 2, got 1"),
+        (conv_gap, {"kernel_h": 9}, ValueError,
+         r"height must be >= kernel_h - 2 \* padding_h = 7, got 6"),
+        (conv_gap, {"pool_h": 4}, ValueError,
+         "pool_h must divide the convolution's output height 6, got 4"),
+        (conv_gap, {"pool_w": 2}, ValueError,
+         "pool_w must divide the convolution's output width 3, got 2"),
         (rbf, {"kernel": 3}, TypeError, "unexpected keyword argument 'kernel'"),
     ],
 )

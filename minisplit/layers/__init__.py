@@ -7,11 +7,11 @@ The roles (``base``): every layer is a ``Layer``; ``NeuronLayer`` has neurons to
 from minisplit.layers.base import Layer, NeuronLayer, ReadingLayer
 from minisplit.layers.conv import Conv2d
 from minisplit.layers.dense import Dense
-from minisplit.layers.pool import AvgPool2d, Flatten
+from minisplit.layers.pool import AvgPool2d, Flatten, GlobalAvgPool2d
 from minisplit.layers.prototypes import Prototypes
 from minisplit.layers.rbf import RBF
 
 __all__ = [
-    "Layer", "NeuronLayer", "ReadingLayer", "Dense", "RBF", "Conv2d", "AvgPool2d", "Flatten",
-    "Prototypes",
+    "Layer", "NeuronLayer", "ReadingLayer", "Dense", "RBF", "Conv2d", "AvgPool2d",
+    "GlobalAvgPool2d", "Flatten", "Prototypes",
 ]

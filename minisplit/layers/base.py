@@ -11,7 +11,7 @@ Splitting and growth ask a layer's *role*, never ``hasattr``:
                    the weights on each unit, so a split can halve and copy them
                    (docs/surgery.md). RBF reads its input non-linearly and is no reader.
 
-A parameter-free layer that keeps units apart (AvgPool2d, Flatten) sets
+A parameter-free layer that keeps units apart (AvgPool2d, GlobalAvgPool2d, Flatten) sets
 ``passes_units = True``: it may stand between a neuron layer and its reader.
 
 Naming (used in every layer module)

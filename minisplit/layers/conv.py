@@ -23,30 +23,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from minisplit._checks import check_array, check_int, make_rng
+from minisplit._checks import check_array, check_int, check_int_pair, make_rng
 from minisplit.activations import get_activation
 from minisplit.layers import _outer
 from minisplit.layers._outer import weighted_outer_matvec, weighted_outer_sum, with_ones
 from minisplit.layers.base import NeuronLayer, ReadingLayer
 
 
-def _pair(value, name: str) -> tuple[int, int]:
-    """An int or a pair of ints as a pair of positive ints."""
-    if isinstance(value, (tuple, list)):
-        if len(value) != 2:
-            raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
-        return check_int(value[0], name, low=1), check_int(value[1], name, low=1)
-    value = check_int(value, name, low=1)
-    return value, value
-
-
 def _patches(X, kernel, stride, padding) -> np.ndarray:
-    """im2col: the (N, P, K) matrix of input patches, K in (c, kh, kw) order."""
+    """im2col: the (N, P, K) matrix of input patches, K in (c, kh, kw) order (pairs (h, w))."""
     N, C = X.shape[:2]
-    kh, kw = kernel
-    Xp = np.pad(X, ((0, 0), (0, 0), (padding, padding), (padding, padding)))  # (N, C, Hp, Wp)
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    Xp = np.pad(X, ((0, 0), (0, 0), (ph, ph), (pw, pw)))  # (N, C, Hp, Wp)
     windows = np.lib.stride_tricks.sliding_window_view(Xp, (kh, kw), axis=(2, 3))
-    windows = windows[:, :, ::stride, ::stride]  # (N, C, Ho, Wo, kh, kw), a view
+    windows = windows[:, :, ::sh, ::sw]  # (N, C, Ho, Wo, kh, kw), a view
     Ho, Wo = windows.shape[2:4]
     return windows.transpose(0, 2, 3, 1, 4, 5).reshape(N, Ho * Wo, C * kh * kw)  # copy
 
@@ -58,17 +48,17 @@ def _fold(dcols_T, x_shape, kernel, stride, padding) -> np.ndarray:
     ``Wm^T dZ^T``), so each kernel offset reads contiguous (Ho, Wo) planes.
     """
     N, C, H, W = x_shape
-    kh, kw = kernel
-    Ho = (H + 2 * padding - kh) // stride + 1
-    Wo = (W + 2 * padding - kw) // stride + 1
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    Ho = (H + 2 * ph - kh) // sh + 1
+    Wo = (W + 2 * pw - kw) // sw + 1
     dcols_T = dcols_T.reshape(C, kh, kw, N, Ho, Wo)
-    dXp = np.zeros((N, C, H + 2 * padding, W + 2 * padding))  # (N, C, Hp, Wp)
+    dXp = np.zeros((N, C, H + 2 * ph, W + 2 * pw))  # (N, C, Hp, Wp)
     for a in range(kh):
         for b in range(kw):
-            rows = slice(a, a + stride * (Ho - 1) + 1, stride)
-            cols = slice(b, b + stride * (Wo - 1) + 1, stride)
+            rows = slice(a, a + sh * (Ho - 1) + 1, sh)
+            cols = slice(b, b + sw * (Wo - 1) + 1, sw)
             dXp[:, :, rows, cols] += dcols_T[:, a, b].transpose(1, 0, 2, 3)
-    return dXp[:, :, padding : padding + H, padding : padding + W]
+    return dXp[:, :, ph : ph + H, pw : pw + W]
 
 
 def _rows(T) -> np.ndarray:
@@ -84,9 +74,10 @@ def _nchw(M, N, Ho, Wo) -> np.ndarray:
 class Conv2d(NeuronLayer, ReadingLayer):
     """2-D convolution (cross-correlation) ``A = f(conv(X, W) + b)`` on NCHW input.
 
-    ``Z[n, i, y, x] = b[i] + sum_{c, a, e} W[i, c, a, e] * Xp[n, c, s y + a, s x + e]``
-    with ``Xp`` the input zero-padded by ``padding`` on each side and ``s`` the stride;
-    ``Ho = (H + 2 padding - kh) // s + 1`` (likewise ``Wo``).
+    ``Z[n, i, y, x] = b[i] + sum_{c, a, e} W[i, c, a, e] * Xp[n, c, sh y + a, sw x + e]``
+    with ``Xp`` the input zero-padded by ``ph`` rows above and below and ``pw`` columns
+    left and right, and ``(sh, sw)`` the stride; ``Ho = (H + 2 ph - kh) // sh + 1``,
+    ``Wo = (W + 2 pw - kw) // sw + 1``. Every setting is per axis (h, w).
 
     Parameters
     ----------
@@ -94,10 +85,11 @@ class Conv2d(NeuronLayer, ReadingLayer):
         Input channels and number of neurons (output channels), both > 0.
     kernel_size : int or pair of int
         ``(kh, kw)``; an int k means ``(k, k)``.
-    stride : int
-        > 0, the same along both axes.
-    padding : int
-        >= 0 zeros on every side.
+    stride : int or pair of int
+        ``(sh, sw)``, each > 0; an int s means ``(s, s)``.
+    padding : int or pair of int
+        ``(ph, pw)``, each >= 0: ph zero rows above and below, pw zero columns left and
+        right; an int p means ``(p, p)``.
     activation : str
         One of :data:`minisplit.activations.ACTIVATIONS` (default ``"tanh"``).
     seed : int, Generator or None
@@ -105,6 +97,8 @@ class Conv2d(NeuronLayer, ReadingLayer):
 
     Attributes
     ----------
+    kernel_size, stride, padding : tuple of int
+        ``(h, w)`` pairs (``config()`` writes them as lists ``[h, w]``).
     W : ndarray (c_out, c_in, kh, kw)
         ``W[i]`` is neuron i's filter.
     b : ndarray (c_out,)
@@ -122,6 +116,8 @@ class Conv2d(NeuronLayer, ReadingLayer):
     >>> A, cache = conv.forward(np.ones((2, 3, 5, 5)))
     >>> A.shape
     (2, 4, 5, 5)
+    >>> Conv2d(1, 2, kernel_size=(3, 2), stride=(1, 2), padding=(1, 0)).output_shape(5, 7)
+    (5, 3)
     """
 
     param_names = ("W", "b")
@@ -137,9 +133,9 @@ class Conv2d(NeuronLayer, ReadingLayer):
     def _configure(self, c_in, c_out, kernel_size, stride=1, padding=0, activation="tanh"):
         self.c_in = check_int(c_in, "c_in", low=1)
         self.c_out = check_int(c_out, "c_out", low=1)
-        self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.stride = check_int(stride, "stride", low=1)
-        self.padding = check_int(padding, "padding", low=0)
+        self.kernel_size = check_int_pair(kernel_size, "kernel_size", low=1)
+        self.stride = check_int_pair(stride, "stride", low=1)
+        self.padding = check_int_pair(padding, "padding", low=0)
         self.act = get_activation(activation)
 
     def param_shapes(self) -> dict:
@@ -150,16 +146,15 @@ class Conv2d(NeuronLayer, ReadingLayer):
             "c_in": self.c_in,
             "c_out": self.c_out,
             "kernel_size": list(self.kernel_size),
-            "stride": self.stride,
-            "padding": self.padding,
+            "stride": list(self.stride),
+            "padding": list(self.padding),
             "activation": self.act.name,
         }
 
     def output_shape(self, H: int, W: int) -> tuple[int, int]:
         """``(Ho, Wo)`` for an H x W input."""
-        kh, kw = self.kernel_size
-        p, s = self.padding, self.stride
-        return (H + 2 * p - kh) // s + 1, (W + 2 * p - kw) // s + 1
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        return (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
 
     def check_input(self, X: np.ndarray) -> None:
         """Raise ValueError unless X is (N, c_in, H, W) and the kernel fits the padded input."""
@@ -167,10 +162,13 @@ class Conv2d(NeuronLayer, ReadingLayer):
             raise ValueError(f"Conv2d input must have shape (N, {self.c_in}, H, W), got {X.shape}")
         kh, kw = self.kernel_size
         H, W = X.shape[2:]
-        if H + 2 * self.padding < kh or W + 2 * self.padding < kw:
+        axes = zip(("height", "width"), ("H", "W"), (H, W), self.kernel_size, self.padding)
+        misfits = [f"{axis}: need {size_name} + 2*{p} >= {k}, got {size_name}={size}"
+                   for axis, size_name, size, k, p in axes if size + 2 * p < k]
+        if misfits:
             raise ValueError(
                 f"Conv2d kernel {kh}x{kw} does not fit the {H}x{W} input with padding "
-                f"{self.padding}: need H + 2*padding >= {kh} and W + 2*padding >= {kw}"
+                f"(ph, pw) = {self.padding} along its {'; '.join(misfits)}"
             )
 
     def _patches(self, X):
