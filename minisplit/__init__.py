@@ -7,13 +7,13 @@ finite differences (:mod:`minisplit.gradcheck`).
 The packages, in the one-way order data flows (docs/architecture.md):
 ``datasets`` -> ``layers``, ``network`` (activations, losses) -> ``gradcheck`` ->
 ``splitting`` (matrices, eigen-solvers, surgery, landscapes) -> ``optim``,
-``training`` -> ``growth`` (strategies, selection, loop, history, comparison) ->
+``training`` -> ``growth`` (strategies, selection, loop, history, comparison), ``pruning`` ->
 ``plots``, ``cli``.
 """
 
 import warnings
 
-from minisplit import datasets, gradcheck, growth, splitting, testnets
+from minisplit import datasets, gradcheck, growth, pruning, splitting, testnets
 from minisplit.activations import ACTIVATIONS, get_activation
 from minisplit.growth import (
     Comparison,
@@ -53,6 +53,7 @@ from minisplit.splitting import (
     add_neurons,
     carry_state,
     landscapes,
+    remove_units,
     signed_split,
     split,
     split_many,
@@ -114,6 +115,8 @@ __all__ = [
     "landscapes",
     "load",
     "mlp",
+    "pruning",
+    "remove_units",
     "save",
     "signed_split",
     "split",

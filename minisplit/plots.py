@@ -1,4 +1,5 @@
-"""Figures of growth runs, drawn from a History or a Comparison alone.
+"""Figures of growth runs, drawn from a History or a Comparison alone (and of pruning, from a
+Sensitivity record).
 
 Every function builds a :class:`matplotlib.figure.Figure` on the Agg canvas
 (no pyplot, no global state, no display needed), saves it to ``path`` when one
@@ -15,6 +16,7 @@ from matplotlib.ticker import MaxNLocator
 from minisplit._checks import check_choice, check_type
 from minisplit.growth.comparison import METRICS, Comparison
 from minisplit.growth.history import History
+from minisplit.pruning import Sensitivity
 
 
 def _figure(width=6.4, height=4.0):
@@ -220,6 +222,36 @@ def plot_by_size(comparison, path=None, metric="test_loss", title=None) -> Figur
     ax.set_title(title or f"{comparison.dataset}: {metric.replace('_', ' ')} at each size")
     if ax.lines:
         ax.legend(fontsize="small")
+    return _finish(fig, path)
+
+
+def plot_sensitivity(result, path=None, title=None) -> Figure:
+    """Pruning sensitivity: the metric against the ratio pruned, one curve per layer.
+
+    Each curve is one layer pruned alone, without retraining (:func:`minisplit.pruning.
+    sensitivity`); the dashed line is the unpruned network. A flat curve is a layer that
+    can be pruned hard, a steep one a sensitive layer.
+
+    Parameters
+    ----------
+    result : Sensitivity
+    path : str or os.PathLike or None
+    title : str or None
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    check_type(result, "result", Sensitivity)
+    fig, ax = _figure()
+    for colour, (layer, curve) in enumerate(result.curves.items()):
+        ax.plot(result.ratios, curve, "o-", color=f"C{colour}", ms=4, lw=1.3,
+                label=f"layer {layer} ({result.n_units[layer]} units)")
+    ax.axhline(result.baseline, color="k", ls="--", lw=0.8, label="unpruned")
+    ax.set_xlabel(f"fraction of the layer's units pruned ({result.criterion})")
+    ax.set_ylabel(f"validation {result.metric}")
+    ax.set_title(title or "pruning sensitivity, one layer at a time, no retraining")
+    ax.legend(fontsize="small")
     return _finish(fig, path)
 
 

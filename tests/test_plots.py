@@ -76,3 +76,22 @@ def test_plots_refuse_bad_input(comparison):
         plots.plot_comparison(comparison, metric="flops")
     with pytest.raises(TypeError, match="Comparison"):
         plots.plot_comparison(Comparison("x", [0], {}).histories)
+
+
+def test_plot_sensitivity_draws_each_layer_and_the_baseline(tmp_path):
+    from minisplit import pruning, testnets
+
+    net, X, y = testnets.conv_conv(loss="cross_entropy", n=12, channels1=4, channels2=3)
+    result = pruning.sensitivity(net, X, y, ratios=(0.25, 0.5, 0.75))
+    path = tmp_path / "sensitivity.png"
+    fig = plots.plot_sensitivity(result, path)
+    assert path.read_bytes().startswith(PNG)
+    lines = fig.axes[0].lines
+    assert len(lines) == 3  # layers 0 and 1, then the unpruned line
+    for line, layer in zip(lines, (0, 1)):
+        np.testing.assert_array_equal(line.get_xdata(), result.ratios)
+        np.testing.assert_array_equal(line.get_ydata(), result.curves[layer])
+    np.testing.assert_array_equal(lines[2].get_ydata(), [result.baseline] * 2)
+    assert fig.axes[0].get_ylabel() == "validation accuracy"
+    with pytest.raises(TypeError, match="result must be a Sensitivity"):
+        plots.plot_sensitivity(result.curves)

@@ -2,7 +2,8 @@
 
 ``matrices``    splitting matrices S_i and splitting indices (extreme eigenpairs) of a layer;
 ``eigen``       the eigen-solvers: dense LAPACK and batched matrix-free Lanczos;
-``surgery``     the reader lookup, :func:`regrow`, split, signed split, new neurons, and
+``surgery``     the reader lookup, :func:`regrow`, split, signed split, new neurons, the
+                removal of units (:func:`remove_units`, the inverse of a split), and
                 how arrays shaped like the parameters follow a surgery (:func:`carry_state`);
 ``landscapes``  toy landscapes that make a split visible (two bumps, the split plane).
 
@@ -19,6 +20,7 @@ from minisplit.splitting.surgery import (
     is_growable,
     reader_index,
     regrow,
+    remove_units,
     signed_split,
     split,
     split_many,
@@ -34,6 +36,7 @@ __all__ = [
     "landscapes",
     "reader_index",
     "regrow",
+    "remove_units",
     "signed_split",
     "split",
     "split_many",

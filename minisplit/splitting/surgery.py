@@ -8,14 +8,18 @@ this module finds a neuron layer's reader and rewrites both through one primitiv
 Neuron i is replaced by offspring theta_i + eps s_j v with output weights w_j
 (sum_j w_j = 1, sum_j w_j s_j = 0): every weight of the reader that multiplies unit i
 is multiplied by w_j for offspring j (docs/surgery.md). Appended neurons go at the end.
+:func:`remove_units` is the inverse: it drops units and the reader's weights on them,
+optionally folding a constant unit into the reader's bias (docs/pruning.md).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from minisplit._checks import check_array, check_real
+from minisplit._checks import check_array, check_bool, check_real
 from minisplit.layers.base import ReadingLayer
+from minisplit.layers.conv import Conv2d
+from minisplit.layers.dense import Dense
 from minisplit.splitting.matrices import neuron_layer
 
 #: The largest negative weight of a signed split (see :func:`signed_split`).
@@ -59,19 +63,19 @@ def is_growable(net, layer) -> bool:
         return False
     return True
 
-def _check_neurons(obj, neurons) -> np.ndarray:
+def _check_neurons(obj, neurons, name="neurons") -> np.ndarray:
     """Distinct neuron indices of ``obj`` as an int64 vector (empty allowed: a no-op)."""
     neurons = np.asarray(neurons)
     if neurons.size == 0:
         neurons = neurons.astype(np.int64)  # np.asarray([]) is float; empty is a valid no-op plan
     if not np.issubdtype(neurons.dtype, np.integer):
-        raise TypeError(f"neurons must be integer indices, got dtype {neurons.dtype}")
+        raise TypeError(f"{name} must be integer indices, got dtype {neurons.dtype}")
     if neurons.ndim != 1:
-        raise ValueError(f"neurons must be a 1-D array of indices, got shape {neurons.shape}")
+        raise ValueError(f"{name} must be a 1-D array of indices, got shape {neurons.shape}")
     if neurons.size and (neurons.min() < 0 or neurons.max() >= obj.n_neurons):
-        raise ValueError(f"neurons must be indices in [0, {obj.n_neurons}), got {neurons}")
+        raise ValueError(f"{name} must be indices in [0, {obj.n_neurons}), got {neurons}")
     if np.unique(neurons).size != neurons.size:
-        raise ValueError(f"neurons must be distinct indices, got {neurons}")
+        raise ValueError(f"{name} must be distinct indices, got {neurons}")
     return neurons.astype(np.int64)
 
 
@@ -275,6 +279,135 @@ def add_neurons(net, layer, theta, out_weights, weights=None) -> object:
         net, layer, np.vstack([old_theta, theta]), np.concatenate([old_weights, out_weights]),
         own,
     )
+
+
+def remove_units(net, layer, units, fold_constant=False) -> object:
+    """Remove units of a neuron layer and the reader's weights on them: the inverse of a split.
+
+    Unit u of ``layer`` (neuron row u, and the reader's weights on u, row u of
+    ``reader.out_weights(n)``) is dropped for every u in ``units``; the units that stay
+    keep their order, so old unit ``keep[j]`` becomes unit j with
+    ``keep = np.setdiff1d(np.arange(n), units)``. The reader's input before and after::
+
+        z_o = b_o + sum_u sum_t W[o, u, t] a_u(t)           t: the taps or columns of u
+        z_o' = b_o + sum_{u kept} sum_t W[o, u, t] a_u(t)   (+ the folded constants, below)
+
+    Parameters
+    ----------
+    net : Network
+    layer : int
+        A neuron layer with a linear reader (as for :func:`split`): Dense, Conv2d or RBF
+        read by a Dense or a Conv2d, through AvgPool2d, GlobalAvgPool2d or Flatten.
+    units : array of int (m,)
+        Distinct unit indices in [0, n) with m < n: a layer keeps at least one unit.
+        Empty: a copy of ``net``.
+    fold_constant : bool
+        False: drop the units; the function is unchanged exactly when the reader's weights
+        on them are zero. True: every removed unit must output a constant c_u at every
+        sample and position (a Dense or Conv2d neuron whose incoming weights are all zero
+        outputs c_u = f(b_u)), and ``c_u * sum_t W[o, u, t]`` is added to the reader's
+        bias b_o, which keeps the function exactly (up to rounding) for a Dense reader and
+        for a Conv2d reader without padding; a Conv2d reader with padding is refused.
+
+    Returns
+    -------
+    Network
+        With n - m units in ``layer`` and a reader reading them; ``net`` is untouched.
+
+    Raises
+    ------
+    TypeError
+        Indices that are not integers; ``fold_constant`` not a bool.
+    ValueError
+        Indices out of range or repeated; removing every unit; a layer without a linear
+        reader (as :func:`reader_index`); with ``fold_constant``: a removed unit that is
+        not constant, or a Conv2d reader with padding.
+
+    Notes
+    -----
+    Folding. If a_u(t) = c_u for every input and every t, the removed term is
+    ``c_u sum_t W[o, u, t]``, the same for every input: a bias. A pooling layer or a
+    flatten in between keeps a constant map constant. A Conv2d reader with padding p > 0
+    sees zeros, not c_u, at the taps that fall on its padded border, so there the term is
+    ``c_u`` times the sum of the in-image taps only: a position-dependent offset that no
+    bias reproduces. Folding into the bias would be exact in the interior and wrong on the
+    border, so it is refused rather than silently approximate (docs/pruning.md).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from minisplit import mlp
+    >>> net = mlp([2, 3, 1], seed=0)
+    >>> small = remove_units(net, 0, [1])
+    >>> small.layers[0].W.shape, small.layers[1].W.shape
+    ((2, 2), (1, 2))
+    """
+    obj = neuron_layer(net, layer)
+    r = reader_index(net, layer)
+    units = _check_neurons(obj, units, "units")
+    fold_constant = check_bool(fold_constant, "fold_constant")
+    n = obj.n_neurons
+    if units.size >= n:
+        raise ValueError(
+            f"units must leave at least one of the {n} units of layer {layer} "
+            f"({type(obj).__name__}), got all of them"
+        )
+    theta, out_weights = grown_parts(net, layer)  # (n, d), (n, ...)
+    keep = np.setdiff1d(np.arange(n), units)  # (n - m,), in order
+    own = obj.neuron_weights()
+    new = regrow(net, layer, theta[keep], out_weights[keep], None if own is None else own[keep])
+    if fold_constant and units.size:
+        shift = _folded_bias(net, layer, r, units, out_weights)  # (reader outputs,)
+        new.layers[r] = _with_bias_shift(new.layers[r], shift, r)
+    return new
+
+
+def _constant_outputs(obj, units) -> np.ndarray:
+    """The constant output c_u of each unit (n,) or NaN where the unit is not constant.
+
+    A Dense or Conv2d neuron whose incoming weights are all exactly zero outputs
+    c_u = f(b_u) for every input (at every position: its padding reads zeros it multiplies
+    by zero weights). Any other unit, or a layer of another kind, gives NaN.
+    """
+    constants = np.full(len(units), np.nan)  # (m,)
+    if not (isinstance(obj, (Dense, Conv2d)) and obj.param_names == ("W", "b")):
+        return constants
+    W = obj.W.reshape(obj.n_neurons, -1)[units]  # (m, fan-in)
+    flat = ~np.any(W != 0.0, axis=1)  # (m,)
+    constants[flat] = obj.act.f(obj.b[units][flat])
+    return constants
+
+
+def _folded_bias(net, layer, r, units, out_weights) -> np.ndarray:
+    """sum_u c_u sum_t W[o, u, t] over the removed units (reader outputs,), or ValueError."""
+    obj, reader = net.layers[layer], net.layers[r]
+    constants = _constant_outputs(obj, units)  # (m,)
+    if np.isnan(constants).any():
+        raise ValueError(
+            f"fold_constant needs every removed unit of layer {layer} to output a constant "
+            f"(a Dense or Conv2d neuron whose incoming weights are all zero), got units "
+            f"{units[np.isnan(constants)]} that are not"
+        )
+    if isinstance(reader, Conv2d) and any(reader.padding):
+        raise ValueError(
+            f"fold_constant needs a reader that sees the constant at every tap, got layer {r} "
+            f"(Conv2d) with padding {reader.padding}: its padded border reads zeros, so no "
+            "bias reproduces the removed units there; remove them without folding"
+        )
+    read = out_weights[units].reshape(units.size, out_weights.shape[1], -1).sum(axis=2)
+    return constants @ read  # (reader outputs,)
+
+
+def _with_bias_shift(reader, shift, r):
+    """The reader with ``shift`` added to its bias b (a copy)."""
+    if "b" not in reader.param_names:
+        raise ValueError(
+            f"fold_constant needs a reader with a bias b, got layer {r} "
+            f"({type(reader).__name__}) with parameters {reader.param_names}"
+        )
+    params = [p + shift if name == "b" else p
+              for name, p in zip(reader.param_names, reader.params)]
+    return type(reader).from_config(reader.config(), params, reader.buffers)
 
 
 def carry_state(net, layer, arrays, parents) -> list:
