@@ -269,9 +269,23 @@ class NeuronLayer(Layer):
         """``(n, d, d)``: S_i for every neuron; ``d2f`` replaces the activation's f''."""
         raise NotImplementedError
 
-    def splitting_matvec(self, dA, cache, V, d2f=None) -> np.ndarray:
-        """``(n, d)``: row i is S_i V[i], without forming S (matrix-free)."""
+    def splitting_operator(self, dA, cache, d2f=None):
+        """The matrix-free product as a function ``V (n, d) -> (n, d)``, row i = S_i V[i].
+
+        Everything that does not depend on V (the curvature coefficients, the inputs'
+        layout) is computed here, once: an eigen-solver calls the function once per
+        iteration. ``dA`` and ``cache`` must not change while the function is in use.
+        """
         raise NotImplementedError
+
+    def splitting_matvec(self, dA, cache, V, d2f=None) -> np.ndarray:
+        """``(n, d)``: row i is S_i V[i], without forming S (matrix-free); one call of
+        :meth:`splitting_operator`."""
+        V = check_array(V, "V")
+        shape = (self.n_neurons, self.neuron_dim)
+        if V.shape != shape:
+            raise ValueError(f"V must have shape {shape}, got {V.shape}")
+        return self.splitting_operator(dA, cache, d2f)(V)
 
     def flops_per_neuron(self, in_shape) -> int:
         """Multiply-adds one neuron costs per sample (weights x output positions, bias excluded)."""

@@ -26,7 +26,7 @@ import numpy as np
 from minisplit._checks import check_array, check_int, check_int_pair, make_rng
 from minisplit.activations import get_activation
 from minisplit.layers import _outer
-from minisplit.layers._outer import weighted_outer_matvec, weighted_outer_sum, with_ones
+from minisplit.layers._outer import biased_outer_operator, weighted_outer_sum, with_ones
 from minisplit.layers.base import NeuronLayer, ReadingLayer
 
 
@@ -275,15 +275,10 @@ class Conv2d(NeuronLayer, ReadingLayer):
             S += weighted_outer_sum(H, C_block)
         return S
 
-    def splitting_matvec(self, dA, cache, V, d2f=None):
-        V = check_array(V, "V")
-        if V.shape != (self.c_out, self.neuron_dim):
-            raise ValueError(f"V must have shape {(self.c_out, self.neuron_dim)}, got {V.shape}")
-        C = self._coefficients(dA, cache, d2f)  # (M, c_out)
-        SV = np.zeros(V.shape)  # (c_out, d)
-        for H, C_block in self._blocks(cache[0], C):
-            SV += weighted_outer_matvec(H, C_block, V)
-        return SV
+    def splitting_operator(self, dA, cache, d2f=None):
+        C = self._coefficients(dA, cache, d2f)  # (M, c_out), once for every product
+        cols = cache[0]
+        return biased_outer_operator(cols.reshape(-1, cols.shape[2]), C)  # (M, K), a view
 
     def flops_per_neuron(self, in_shape) -> int:
         Ho, Wo = self.output_shape(*in_shape[1:])

@@ -22,7 +22,7 @@ import numpy as np
 
 from minisplit._checks import check_array, check_int, make_rng
 from minisplit.activations import get_activation
-from minisplit.layers._outer import weighted_outer_matvec, weighted_outer_sum, with_ones
+from minisplit.layers._outer import biased_outer_operator, weighted_outer_sum, with_ones
 from minisplit.layers.base import NeuronLayer, ReadingLayer
 
 
@@ -150,12 +150,9 @@ class Dense(NeuronLayer, ReadingLayer):
         C = self._coefficients(dA, cache, d2f)  # (N, n_out)
         return weighted_outer_sum(with_ones(cache[0]), C)
 
-    def splitting_matvec(self, dA, cache, V, d2f=None):
-        V = check_array(V, "V")
-        if V.shape != (self.n_out, self.neuron_dim):
-            raise ValueError(f"V must have shape {(self.n_out, self.neuron_dim)}, got {V.shape}")
-        C = self._coefficients(dA, cache, d2f)  # (N, n_out)
-        return weighted_outer_matvec(with_ones(cache[0]), C, V)
+    def splitting_operator(self, dA, cache, d2f=None):
+        C = self._coefficients(dA, cache, d2f)  # (N, n_out), once for every product
+        return biased_outer_operator(cache[0], C)
 
     def flops_per_neuron(self, in_shape) -> int:
         return self.n_in

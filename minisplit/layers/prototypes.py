@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from minisplit._checks import check_array, check_choice, check_int, check_real, make_rng
+from minisplit._checks import check_choice, check_int, check_real, make_rng
 from minisplit.layers._outer import weighted_outer_sum
 from minisplit.layers.base import NeuronLayer
 
@@ -327,15 +327,16 @@ class Prototypes(NeuronLayer):
             S = S + cov[:, None, None] * (mean[:, :, None] * mean[:, None, :])
         return S + iso[:, None, None] * np.eye(d)
 
-    def splitting_matvec(self, dA, cache, V, d2f=None):
-        X, outer, iso, u, cov = self._curvature_parts(dA, cache, d2f)
-        V = check_array(V, "V")
-        if V.shape != self.prototypes.shape:
-            raise ValueError(f"V must have shape {self.prototypes.shape}, got {V.shape}")
+    def splitting_operator(self, dA, cache, d2f=None):
+        X, outer, iso, u, cov = self._curvature_parts(dA, cache, d2f)  # once for every product
         P = self.prototypes
-        WP = outer * (X @ V.T - np.sum(P * V, axis=1))  # (N, m): outer_nj delta_nj . v_j
-        SV = WP.T @ X - WP.sum(axis=0)[:, None] * P  # (m, d)
-        if cov is not None:
-            mean = u.T @ X - P  # (m, d)
-            SV = SV + cov[:, None] * np.sum(mean * V, axis=1)[:, None] * mean
-        return SV + iso[:, None] * V
+        mean = None if cov is None else u.T @ X - P  # (m, d): sum_n u_nj delta_nj
+
+        def product(V):
+            WP = outer * (X @ V.T - np.sum(P * V, axis=1))  # (N, m): outer_nj delta_nj . v_j
+            SV = WP.T @ X - WP.sum(axis=0)[:, None] * P  # (m, d)
+            if cov is not None:
+                SV = SV + cov[:, None] * np.sum(mean * V, axis=1)[:, None] * mean
+            return SV + iso[:, None] * V
+
+        return product

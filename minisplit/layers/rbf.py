@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from minisplit._checks import check_array, check_int, check_real, make_rng
+from minisplit._checks import check_int, check_real, make_rng
 from minisplit.layers._outer import weighted_outer_sum
 from minisplit.layers.base import NeuronLayer
 
@@ -208,13 +208,15 @@ class RBF(NeuronLayer):
         DD = DD + w[:, None, None] * (C[:, :, None] * C[:, None, :])
         return inv_s2 * inv_s2 * DD - (inv_s2 * w)[:, None, None] * np.eye(self.n_in)
 
-    def splitting_matvec(self, dA, cache, V, d2f=None):
-        W = self._curvature_weights(dA, cache, d2f)  # (N, n_out)
+    def splitting_operator(self, dA, cache, d2f=None):
+        W = self._curvature_weights(dA, cache, d2f)  # (N, n_out), once for every product
         X, _ = cache
-        V = check_array(V, "V")
-        if V.shape != self.centers.shape:
-            raise ValueError(f"V must have shape {self.centers.shape}, got {V.shape}")
         C, inv_s2 = self.centers, self._inv_s2
-        WP = W * (X @ V.T - np.sum(C * V, axis=1))  # (N, n_out): W[n, i] D[n, i] . v_i
-        DDv = WP.T @ X - WP.sum(axis=0)[:, None] * C  # (n_out, d)
-        return inv_s2 * inv_s2 * DDv - inv_s2 * W.sum(axis=0)[:, None] * V
+        w = W.sum(axis=0)  # (n_out,)
+
+        def product(V):
+            WP = W * (X @ V.T - np.sum(C * V, axis=1))  # (N, n_out): W[n, i] D[n, i] . v_i
+            DDv = WP.T @ X - WP.sum(axis=0)[:, None] * C  # (n_out, d)
+            return inv_s2 * inv_s2 * DDv - inv_s2 * w[:, None] * V
+
+        return product

@@ -1,7 +1,7 @@
 """Splitting matrices and splitting indices of one layer of a network.
 
 The layers know the mathematics (``NeuronLayer.splitting_matrices`` and
-``splitting_matvec``; :mod:`minisplit.layers.base`); this module only checks that
+``splitting_operator``; :mod:`minisplit.layers.base`); this module only checks that
 the layer has neurons, runs one forward and backward pass, and hands the layer its
 back-propagated gradient.
 
@@ -167,8 +167,9 @@ def splitting_indices(
     dA, cache = bp.douts[layer], bp.caches[layer]
     if solver == "dense":
         return dense_extreme(_finite(obj.splitting_matrices(dA, cache, d2f), layer, X), which)
+    product = obj.splitting_operator(dA, cache, d2f)  # the per-call work, done once
     values, vectors, _ = lanczos_extreme(
-        lambda V: _finite(obj.splitting_matvec(dA, cache, V, d2f), layer, X),
+        lambda V: _finite(product(V), layer, X),
         obj.n_neurons,
         obj.neuron_dim,
         which=which,
