@@ -74,7 +74,7 @@ _DEPRECATED = {
 
 
 #: Public modules imported on first use (matplotlib costs most of minisplit's start-up).
-_LAZY = {"plots": "minisplit.plots"}
+_LAZY = {"audio": "minisplit.audio", "plots": "minisplit.plots"}
 
 
 def __getattr__(name):
@@ -106,6 +106,7 @@ __all__ = [
     "RBF",
     "ReadingLayer",
     "add_neurons",
+    "audio",
     "carry_state",
     "datasets",
     "flatten",
