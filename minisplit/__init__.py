@@ -47,7 +47,15 @@ from minisplit.layers import (
     ReadingLayer,
 )
 from minisplit.losses import LOSSES, get_loss
-from minisplit.network import MAX_HESSIAN_PARAMS, Head, Network, flatten, mlp, unflatten
+from minisplit.network import (
+    MAX_HESSIAN_PARAMS,
+    Head,
+    Network,
+    flatten,
+    mlp,
+    set_running_statistics,
+    unflatten,
+)
 from minisplit.optim import SGD, Adam, make_optimizer
 from minisplit.splitting import (
     add_neurons,
@@ -119,6 +127,7 @@ __all__ = [
     "pruning",
     "remove_units",
     "save",
+    "set_running_statistics",
     "signed_split",
     "split",
     "split_many",

@@ -406,7 +406,8 @@ def _check_matches(net, entries) -> None:
         raise ValueError(f"net must have one layer per entry of layers ({len(entries)}), "
                          f"got {len(net.layers)}")
     for index, (entry, obj) in enumerate(zip(entries, net.layers)):
-        if type(obj) is not KINDS[entry.kind] or any(
+        # a layer list has no batch-norm entries: a batch-normalised layer matches none
+        if type(obj) is not KINDS[entry.kind] or obj.config().get("batch_norm", False) or any(
             obj.config()[key] != value for key, value in entry.settings.items()
         ):
             raise ValueError(f"net.layers[{index}] must be what layers[{index}] "

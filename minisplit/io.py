@@ -93,6 +93,8 @@ def _arrays(net: Network) -> dict:
     heads = [{"at": h.at, "layers": len(h.layers), "weight": h.weight} for h in net.heads]
     meta = {"format": FORMAT, "version": VERSION, "loss": net.loss_fn.name, "layers": layers,
             "heads": heads, "loss_weight": net.loss_weight}
+    if net.mode != "train":  # files of train-mode networks stay as before
+        meta["mode"] = net.mode
     header = json.dumps(meta, sort_keys=True, allow_nan=False).encode("utf-8")
     arrays = {_META_KEY: np.frombuffer(header, dtype=np.uint8)}
     for index, obj in enumerate(net.all_layers):
@@ -188,8 +190,13 @@ def _build_layer(index: int, spec: dict, arrays: dict, path: str):
             f"{path!r}: layer {index} has unknown type {spec.get('type')!r}; "
             f"known: {sorted(LAYER_TYPES)}"
         )
+    try:
+        param_names, buffer_names = cls.array_names(spec["config"])
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{path!r}: layer {index} ({cls.__name__}) has a bad config: {err}"
+                         ) from err
     values = []
-    for name in (*cls.param_names, *cls.buffer_names):
+    for name in (*param_names, *buffer_names):
         value = arrays.pop(_param_key(index, name), None)
         if value is None:
             raise ValueError(f"{path!r}: missing array {_param_key(index, name)!r}")
@@ -198,10 +205,9 @@ def _build_layer(index: int, spec: dict, arrays: dict, path: str):
                 f"{path!r}: {_param_key(index, name)!r} must be float64, got {value.dtype}"
             )
         values.append(value)
-    n = len(cls.param_names)
+    n = len(param_names)
     try:
-        return cls.from_config(spec["config"], values[:n], values[n:] if cls.buffer_names
-                               else None)
+        return cls.from_config(spec["config"], values[:n], values[n:] if buffer_names else None)
     except (TypeError, ValueError) as err:
         raise ValueError(
             f"{path!r}: layer {index} ({cls.__name__}) has a bad config or parameters: {err}"
@@ -251,6 +257,7 @@ def load(path) -> Network:
         for spec in meta.get("heads", []):
             heads.append(Head(spec["at"], layers[start : start + spec["layers"]], spec["weight"]))
             start += spec["layers"]
-        return Network(trunk, meta.get("loss"), heads, meta.get("loss_weight", 1.0))
+        return Network(trunk, meta.get("loss"), heads, meta.get("loss_weight", 1.0),
+                       meta.get("mode", "train"))
     except (ValueError, TypeError, KeyError) as err:
         raise ValueError(f"{path!r}: {err}") from err

@@ -17,8 +17,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from minisplit._checks import check_array, check_int, check_real, check_type, make_rng
-from minisplit.layers.base import Layer
+from minisplit._checks import (
+    check_array,
+    check_choice,
+    check_int,
+    check_real,
+    check_type,
+    make_rng,
+)
+from minisplit.layers._batchnorm import MODES
+from minisplit.layers.base import BatchNormMixin, Layer
 from minisplit.layers.dense import Dense
 from minisplit.losses import get_loss
 
@@ -114,6 +122,10 @@ class Network:
         Reconstruction branches (:class:`Head`), each adding its weighted loss.
     loss_weight : float
         > 0, the weight of the trunk's loss (Li et al.'s lambda_class is 20).
+    mode : {"train", "eval"}
+        How batch-normalised layers (``Dense``/``Conv2d`` with ``batch_norm=True``)
+        compute: "train" with the batch's statistics, "eval" with their running ones
+        (default "train"; :meth:`set_mode`). Ignored by a network without them.
 
     Notes
     -----
@@ -132,7 +144,7 @@ class Network:
     [(3, 2), (3,), (1, 3), (1,)]
     """
 
-    def __init__(self, layers, loss="mse", heads=(), loss_weight=1.0):
+    def __init__(self, layers, loss="mse", heads=(), loss_weight=1.0, mode="train"):
         layers = list(layers)
         if not layers:
             raise ValueError("layers must be a non-empty list of layers, got []")
@@ -148,6 +160,22 @@ class Network:
         self.heads = heads
         self.loss_fn = get_loss(loss)
         self.loss_weight = check_real(loss_weight, "loss_weight", low=0, low_open=True)
+        self.mode = check_choice(mode, "mode", MODES)
+
+    def set_mode(self, mode) -> Network:
+        """Switch batch normalisation to ``mode`` ("train" or "eval"), in place; returns self.
+
+        The mode is the network's (its layers are not changed): every forward pass hands
+        it to each layer (``Layer.in_mode``), and copies (:meth:`copy`, :meth:`with_params`,
+        surgery), :func:`minisplit.save` / :func:`minisplit.load` and checkpoints keep it.
+        """
+        self.mode = check_choice(mode, "mode", MODES)
+        return self
+
+    @property
+    def has_batch_norm(self) -> bool:
+        """True if some layer is batch-normalised (only then does :attr:`mode` matter)."""
+        return any(isinstance(obj, BatchNormMixin) and obj.batch_norm for obj in self.all_layers)
 
     # ---- parameters -----------------------------------------------------------
 
@@ -172,11 +200,11 @@ class Network:
         for head in self.heads:
             heads.append(head.with_layers(all_layers[start : start + len(head.layers)]))
             start += len(head.layers)
-        return Network(all_layers[:n], self.loss_fn, heads, self.loss_weight)
+        return Network(all_layers[:n], self.loss_fn, heads, self.loss_weight, self.mode)
 
     def with_layers(self, layers) -> Network:
-        """A network with these trunk layers and this network's heads, loss and weights."""
-        return Network(layers, self.loss_fn, self.heads, self.loss_weight)
+        """A network with these trunk layers and this network's heads, loss, weights and mode."""
+        return Network(layers, self.loss_fn, self.heads, self.loss_weight, self.mode)
 
     def with_params(self, params) -> Network:
         """A copy of this network with the given parameters (list or flat vector)."""
@@ -227,9 +255,9 @@ class Network:
 
     # ---- forward and backward -------------------------------------------------
 
-    @staticmethod
-    def _chain(objs, A, where, first=0):
-        """Forward through ``objs``; ``(output, caches)``, input errors named by ``where``."""
+    def _chain(self, objs, A, where, first=0):
+        """Forward through ``objs`` in this network's mode; ``(output, caches)``, input errors
+        named by ``where``."""
         caches = []
         for index, obj in enumerate(objs, start=first):
             if index > 0:
@@ -238,7 +266,7 @@ class Network:
                 except ValueError as err:
                     name = f"{where}{index}"
                     raise ValueError(f"{name} ({type(obj).__name__}): {err}") from None
-            A, cache = obj.forward(A)
+            A, cache = obj.in_mode(self.mode).forward(A)
             caches.append(cache)
         return A, caches
 
@@ -455,6 +483,8 @@ class Network:
         extra = "" if not self.heads else f", heads={list(self.heads)!r}"
         if self.loss_weight != 1.0:
             extra += f", loss_weight={self.loss_weight!r}"
+        if self.mode != "train":
+            extra += f", mode={self.mode!r}"
         return f"Network([\n  {inner}\n], loss={self.loss_fn.name!r}{extra})"
 
 
@@ -472,6 +502,54 @@ class _Heads:
 
     def __len__(self):
         return len(self.trunk)
+
+
+def set_running_statistics(net, X) -> Network:
+    """A copy of ``net`` whose batch-normalised layers' running statistics are those of X.
+
+    One forward pass of the whole of X in train mode: each batch-normalised layer (trunk
+    and heads) normalises its input with the batch statistics of X (mean and biased
+    variance per channel, over samples and positions) and keeps exactly these as its
+    ``running_mean`` and ``running_var``. Every layer's input is the train-mode output of
+    the layers before it, which, with the statistics so set, is also their eval-mode
+    output on X: afterwards ``net.forward(X)`` is the same in both modes (bit for bit).
+    The training loop never updates running statistics; the growth loop calls this
+    before every splitting round and at the end (docs/growth.md).
+
+    Parameters
+    ----------
+    net : Network
+    X : ndarray
+        Inputs as for :meth:`Network.forward` (the whole set: exact, not a moving average).
+
+    Returns
+    -------
+    Network
+        A copy (its mode is ``net``'s); a network without batch norm comes back as a copy.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> net = Network([Dense(2, 3, batch_norm=True, seed=0), Dense(3, 1, seed=1)])
+    >>> X = np.arange(8.0).reshape(4, 2)
+    >>> fitted = set_running_statistics(net, X)
+    >>> bool(np.array_equal(fitted.forward(X), fitted.copy().set_mode("eval").forward(X)))
+    True
+    """
+    check_type(net, "net", Network)
+    new = net.copy()
+    if not new.has_batch_norm:
+        return new
+    X = new._check_X(X)
+    mode, new.mode = new.mode, "train"
+    _, caches = new._forward(X)
+    new.mode = mode
+    head_caches = [c for _, cs, _ in caches.heads for c in cs]
+    for obj, cache in zip(new.all_layers, list(caches.trunk) + head_caches):
+        if isinstance(obj, BatchNormMixin) and obj.batch_norm:
+            bn_cache = cache[-1]
+            obj.set_buffers([bn_cache.mean, bn_cache.var])
+    return new
 
 
 def mlp(sizes, activation="tanh", loss="mse", output_activation="identity", seed=None) -> Network:

@@ -18,6 +18,16 @@ call works), the activation, the loss and a seed, and returns
 - N(0, :data:`JITTER` ^2) noise on every parameter, so none of them (RBF centres, reader
   weights) sits exactly where its initialisation put it.
 
+A batch-normalised layer (the ``*_bn`` architectures) draws, after its initialisation and
+instead of a bias, gamma uniform in [0.5, 1.5], beta in [-0.5, 0.5], and running
+statistics: mean in [-0.5, 0.5], variance in [0.5, 2]. Each BN architecture comes twice:
+``dense_bn`` / ``conv_bn`` in eval mode (running statistics; their layers are growable),
+``dense_bn_train`` / ``conv_bn_train`` in train mode (batch statistics, which couple the
+samples; splitting refuses train mode, so none is growable there). The train-mode ones use
+``bn_eps`` = :data:`TRAIN_BN_EPS`: with two samples a batch variance can be arbitrarily
+small, and the larger epsilon keeps 1/sqrt(var + eps) <= 3.2, so the finite-difference
+checks stay well conditioned on every problem Hypothesis draws.
+
 The record also lists the *growable* layers (neuron layers whose units a linear reader
 takes: the layers splitting surgery can grow) and the activations that apply (none for
 an RBF network, whose neurons have no activation).
@@ -41,6 +51,8 @@ from minisplit.network import Network, flatten
 JITTER = 0.1
 #: Every activation; the architectures with activated neurons take any of them.
 ALL_ACTIVATIONS = tuple(ACTIVATIONS)
+#: ``bn_eps`` of the train-mode BN architectures (see the module docstring).
+TRAIN_BN_EPS = 0.1
 #: The arguments of every builder that are not sizes.
 NOT_SIZES = ("activation", "loss", "seed")
 
@@ -89,14 +101,26 @@ def _conv(c_in, c_out, kernel, stride, padding, activation, rng):
     return _random_bias(conv, rng)
 
 
-def _finish(layers, loss, X, n_out, rng):
+def _random_bn(layer, rng):
+    """The BN layer with gamma, beta and running statistics drawn (module docstring)."""
+    n = layer.n_neurons
+    params = [layer.W, rng.uniform(0.5, 1.5, size=n), rng.uniform(-0.5, 0.5, size=n)]
+    buffers = [rng.uniform(-0.5, 0.5, size=n), rng.uniform(0.5, 2.0, size=n)]
+    return type(layer).from_config(layer.config(), params, buffers)
+
+
+def _bn_eps(mode) -> float:
+    return TRAIN_BN_EPS if mode == "train" else 1e-5
+
+
+def _finish(layers, loss, X, n_out, rng, mode="train"):
     """``(net, X, y)``: draw the targets, then the parameter noise."""
     n = X.shape[0]
     if loss == "mse":
         y = rng.uniform(-1.0, 1.0, size=(n, n_out))  # (N, n_out)
     else:
         y = np.arange(n) % n_out  # (N,) labels, every class once n >= n_out
-    net = Network(layers, loss)
+    net = Network(layers, loss, mode=mode)
     net = net.with_params(flatten(net.params) + JITTER * rng.standard_normal(net.n_params))
     return net, X, y
 
@@ -326,6 +350,103 @@ def rbf_dense(*, activation="tanh", loss="mse", seed=0, n=6, n_in=2, centers=4, 
     return _finish(layers, loss, rng.uniform(-2.0, 2.0, size=(n, n_in)), n_out, rng)
 
 
+def _dense_bn(mode, activation, loss, seed, n, n_in, width1, width2, n_out):
+    sizes = {"n": n, "n_in": n_in, "width1": width1, "width2": width2, "n_out": n_out}
+    rng = _start(activation, loss, seed, ALL_ACTIVATIONS, **sizes)
+    eps = _bn_eps(mode)
+    layers = [
+        _random_bn(Dense(n_in, width1, activation, batch_norm=True, bn_eps=eps, seed=rng), rng),
+        _random_bn(Dense(width1, width2, activation, batch_norm=True, bn_eps=eps, seed=rng), rng),
+        _dense(width2, n_out, "identity", rng),
+    ]
+    return _finish(layers, loss, rng.uniform(-2.0, 2.0, size=(n, n_in)), n_out, rng, mode)
+
+
+def dense_bn(*, activation="tanh", loss="mse", seed=0, n=6, n_in=2, width1=3, width2=4, n_out=2):
+    """Dense(n_in -> width1, BN) -> Dense(-> width2, BN) -> Dense(-> n_out), eval mode.
+
+    Both hidden layers batch-normalised (``batch_norm=True``), in eval mode: they
+    normalise with their (drawn) running statistics. Arguments as in :func:`deep_dense`.
+
+    Examples
+    --------
+    >>> net, X, y = dense_bn()
+    >>> net.mode, net.layers[0].param_names
+    ('eval', ('W', 'gamma', 'beta'))
+    """
+    return _dense_bn("eval", activation, loss, seed, n, n_in, width1, width2, n_out)
+
+
+def dense_bn_train(
+    *, activation="tanh", loss="mse", seed=0, n=6, n_in=2, width1=3, width2=4, n_out=2
+):
+    """:func:`dense_bn` in train mode (batch statistics), ``bn_eps`` = :data:`TRAIN_BN_EPS`.
+
+    Examples
+    --------
+    >>> net, X, y = dense_bn_train()
+    >>> net.mode, net.layers[1].bn_eps
+    ('train', 0.1)
+    """
+    return _dense_bn("train", activation, loss, seed, n, n_in, width1, width2, n_out)
+
+
+def _conv_bn(mode, activation, loss, seed, sizes):
+    rng = _start(activation, loss, seed, ALL_ACTIVATIONS, **sizes)
+    n, c_in, side, n_out = sizes["n"], sizes["c_in"], sizes["side"], sizes["n_out"]
+    o1 = _conv_side(side, sizes["kernel1"], sizes["stride1"], sizes["padding1"], layer="1")
+    o2 = _conv_side(o1, sizes["kernel2"], sizes["stride2"], sizes["padding2"],
+                    "the first convolution's output side", "2")
+    c1, c2, eps = sizes["channels1"], sizes["channels2"], _bn_eps(mode)
+    layers = [
+        _random_bn(Conv2d(c_in, c1, sizes["kernel1"], sizes["stride1"], sizes["padding1"],
+                          activation, batch_norm=True, bn_eps=eps, seed=rng), rng),
+        _random_bn(Conv2d(c1, c2, sizes["kernel2"], sizes["stride2"], sizes["padding2"],
+                          activation, batch_norm=True, bn_eps=eps, seed=rng), rng),
+        Flatten(),
+        _dense(c2 * o2**2, n_out, "identity", rng),
+    ]
+    return _finish(layers, loss, rng.uniform(-1.0, 1.0, size=(n, c_in, side, side)), n_out, rng,
+                   mode)
+
+
+def conv_bn(
+    *, activation="tanh", loss="mse", seed=0, n=6, c_in=2, side=5, channels1=3, kernel1=3,
+    stride1=1, padding1=1, channels2=2, kernel2=2, stride2=2, padding2=0, n_out=2,
+):
+    """:func:`conv_conv` with both convolutions batch-normalised, in eval mode.
+
+    Statistics per channel over samples and positions; arguments as in :func:`conv_conv`.
+
+    Examples
+    --------
+    >>> net, X, y = conv_bn()
+    >>> net.mode, net.layers[1].param_names, net.layers[3].W.shape
+    ('eval', ('W', 'gamma', 'beta'), (2, 8))
+    """
+    return _conv_bn("eval", activation, loss, seed, dict(
+        n=n, c_in=c_in, side=side, channels1=channels1, kernel1=kernel1, stride1=stride1,
+        padding1=padding1, channels2=channels2, kernel2=kernel2, stride2=stride2,
+        padding2=padding2, n_out=n_out))
+
+
+def conv_bn_train(
+    *, activation="tanh", loss="mse", seed=0, n=6, c_in=2, side=5, channels1=3, kernel1=3,
+    stride1=1, padding1=1, channels2=2, kernel2=2, stride2=2, padding2=0, n_out=2,
+):
+    """:func:`conv_bn` in train mode (batch statistics), ``bn_eps`` = :data:`TRAIN_BN_EPS`.
+
+    Examples
+    --------
+    >>> conv_bn_train()[0].mode
+    'train'
+    """
+    return _conv_bn("train", activation, loss, seed, dict(
+        n=n, c_in=c_in, side=side, channels1=channels1, kernel1=kernel1, stride1=stride1,
+        padding1=padding1, channels2=channels2, kernel2=kernel2, stride2=stride2,
+        padding2=padding2, n_out=n_out))
+
+
 # ---- the table -----------------------------------------------------------------------------
 
 
@@ -342,7 +463,8 @@ class Architecture:
         argument a keyword with a default.
     growable : tuple of int
         Indices into ``net.layers`` of the neuron layers read by a linear reader (the
-        layers :func:`minisplit.split` can grow), first to last.
+        layers :func:`minisplit.split` can grow), first to last; empty for a network in
+        train mode with batch-normalised layers (splitting refuses train mode).
     activations : tuple of str
         The activations ``build`` takes; empty when its neurons have none (then
         ``activation`` must be None).
@@ -382,5 +504,9 @@ ARCHITECTURES = {
         Architecture("conv_gap", conv_gap, (0,), ALL_ACTIVATIONS),
         Architecture("rbf", rbf, (0,), ()),
         Architecture("rbf_dense", rbf_dense, (0, 1), ALL_ACTIVATIONS),
+        Architecture("dense_bn", dense_bn, (0, 1), ALL_ACTIVATIONS),
+        Architecture("dense_bn_train", dense_bn_train, (), ALL_ACTIVATIONS),
+        Architecture("conv_bn", conv_bn, (0, 1), ALL_ACTIVATIONS),
+        Architecture("conv_bn_train", conv_bn_train, (), ALL_ACTIVATIONS),
     )
 }

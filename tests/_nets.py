@@ -18,6 +18,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from minisplit import RBF, Network, flatten
+from minisplit.layers.base import BatchNormMixin
 from minisplit.testnets import ARCHITECTURES, Architecture
 
 #: The activations with a second derivative that is not zero (splitting needs one).
@@ -101,6 +102,10 @@ SIZES = {
     "conv_gap": _conv_gap_sizes(),
     "rbf": st.fixed_dictionaries({"n_in": widths, "centers": widths}),
     "rbf_dense": st.fixed_dictionaries({"n_in": widths, "centers": widths, "width": widths}),
+    "dense_bn": st.fixed_dictionaries({"n_in": widths, "width1": widths, "width2": widths}),
+    "dense_bn_train": st.fixed_dictionaries({"n_in": widths, "width1": widths, "width2": widths}),
+    "conv_bn": _conv_conv_sizes(),
+    "conv_bn_train": _conv_conv_sizes(),
 }
 
 
@@ -145,15 +150,16 @@ def layer_direction(net, layer, rows) -> np.ndarray:
 
     Laid out by hand in ``flatten(net.params)`` order, *not* through ``neuron_params``,
     so a test comparing the two checks the layout as well: Dense and Conv2d neuron i is
-    ``[W[i].ravel(), b[i]]`` (bias last), RBF neuron i is ``centers[i]``.
+    ``[W[i].ravel(), b[i]]`` (bias last), ``W[i].ravel()`` with batch norm (no bias), RBF
+    neuron i is ``centers[i]``.
     """
     parts = []
     for index, obj in enumerate(net.layers):
         blocks = [np.zeros_like(p) for p in obj.params]
         if index == layer:
             for i, theta in rows.items():
-                if isinstance(obj, RBF):
-                    blocks[0][i] = theta
+                if isinstance(obj, RBF) or (isinstance(obj, BatchNormMixin) and obj.batch_norm):
+                    blocks[0][i] = np.reshape(theta, blocks[0][i].shape)
                 else:
                     blocks[0][i] = np.reshape(theta[:-1], blocks[0][i].shape)
                     blocks[1][i] = theta[-1]

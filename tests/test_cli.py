@@ -38,6 +38,12 @@ def table_rows(text):
     return rows
 
 
+#: The verified layer types with an activation: Dense and Conv2d, each also with batch norm
+#: in train mode and in eval mode (one row each).
+NEURON_TYPES = ("Dense", "Dense+BN/train", "Dense+BN/eval", "Conv2d", "Conv2d+BN/train",
+                "Conv2d+BN/eval")
+
+
 @pytest.fixture(scope="module")
 def verify_output():
     """One run of ``main(["verify"])``: (exit status, stdout)."""
@@ -53,7 +59,7 @@ def test_verify_passes_and_prints_every_layer_activation_and_loss(verify_output)
     rows = table_rows(text)
     expected = [
         (layer, activation, loss, "ok")
-        for layer in ("Dense", "Conv2d")
+        for layer in NEURON_TYPES
         for activation in ACTIVATIONS
         for loss in LOSSES
     ] + [("RBF", "-", loss, "ok") for loss in LOSSES]
@@ -112,8 +118,9 @@ def test_verify_fails_when_a_derivative_is_wrong(monkeypatch, capsys):
     assert main(["verify", "--directions", "1"]) == 1
     text = capsys.readouterr().out
     failed = {row[:3] for row in table_rows(text) if row[3] == "FAIL"}
-    assert failed == {(layer, "tanh", loss) for layer in ("Dense", "Conv2d") for loss in LOSSES}
-    assert f"FAILED: 4 of {len(table_rows(text))} networks exceed" in text
+    assert failed == {(layer, "tanh", loss) for layer in NEURON_TYPES for loss in LOSSES}
+    assert f"FAILED: {len(failed)} of {len(table_rows(text))} networks exceed" in text
+    assert len(failed) == 12  # Dense and Conv2d, without BN and with BN in either mode
 
 
 def test_verify_options_are_parsed(monkeypatch):

@@ -297,18 +297,19 @@ def test_digits_file_damaged_is_reported(tmp_path):
 def test_load_every_name(name):
     data = load(name)
     assert isinstance(data, Dataset) and data.name == name
-    n = {"rbf_teacher": 200, "teacher_student": 500, "digits": 1797, "fashion_mnist": 7000}.get(
-        name, 300
-    )
+    n = {"rbf_teacher": 200, "teacher_student": 500, "digits": 1797, "fashion_mnist": 7000,
+         "keywords": 3000}.get(name, 300)
     assert len(data.X_train) + len(data.X_test) == n
     assert len(data.y_train) == len(data.X_train) and len(data.y_test) == len(data.X_test)
-    # fashion_mnist keeps its shipped split: the 1,000 original test images
-    assert len(data.X_test) == (1000 if name == "fashion_mnist" else round(0.25 * n))
+    # fashion_mnist and keywords keep their shipped splits: the 1,000 original test images, the
+    # 600 clips of the test voices
+    assert len(data.X_test) == {"fashion_mnist": 1000, "keywords": 600}.get(name, round(0.25 * n))
     if name in ("rbf_teacher", "teacher_student"):
         assert data.task == "regression" and data.n_classes is None
         assert data.y_train.ndim == 2
     else:
-        expected = {"spirals": 2, "moons": 2, "blobs": 3, "digits": 10, "fashion_mnist": 10}[name]
+        expected = {"spirals": 2, "moons": 2, "blobs": 3, "digits": 10, "fashion_mnist": 10,
+                    "keywords": 12}[name]
         assert data.task == "classification" and data.n_classes == expected
         assert data.y_train.dtype == np.int64
     assert name in repr(data) and "X_train=" in repr(data)

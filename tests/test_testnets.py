@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 import minisplit as ms
 from minisplit import LOSSES, NeuronLayer
 from minisplit.cli import verify
+from minisplit.layers.base import BatchNormMixin
 from minisplit.testnets import (
     ARCHITECTURES,
     conv_conv,
@@ -59,6 +60,12 @@ def assert_keeps_its_promises(arch, net, X, y, sizes, activation, loss):
         if i in arch.growable:
             grown = ms.split(net, i, [0], np.zeros((1, d)), 0.0)
             assert grown.layers[i].n_neurons == net.layers[i].n_neurons + 1
+        elif net.has_batch_norm and net.mode == "train" and i != neuron_layers[-1]:
+            # surgery works in train mode; the splitting matrices refuse it (eval mode folds BN)
+            assert ms.split(net, i, [0], np.zeros((1, d)), 0.0).layers[i].n_neurons == \
+                net.layers[i].n_neurons + 1
+            with pytest.raises(ValueError, match="eval mode|zero second derivative"):
+                ms.splitting_matrices(net, X, y, i)
         else:
             with pytest.raises(ValueError):
                 ms.split(net, i, [0], np.zeros((1, d)), 0.0)
@@ -187,17 +194,23 @@ def test_bad_arguments(build, kwargs, error, message):
 
 
 def test_every_layer_type_verify_reports_comes_from_the_table():
-    for layer_type, spec in verify.LAYER_TYPES.items():
+    def kind(obj, net):
+        bn = isinstance(obj, BatchNormMixin) and obj.batch_norm
+        return type(obj).__name__, bn, net.mode if bn else None
+
+    for spec in verify.LAYER_TYPES.values():
         arch = ARCHITECTURES[spec.architecture]
         activation = arch.activations[0] if arch.activations else None
         net, _, _ = arch.build(activation=activation)
-        assert type(net.layers[0]).__name__ == layer_type
+        assert kind(net.layers[0], net) == spec.kind
         assert spec.activations == (arch.activations or (verify.NO_ACTIVATION,))
-    # and every layer type with neurons that the table builds is verified
-    built = {type(obj).__name__ for arch in TABLE
-             for obj in arch.build(activation="tanh" if arch.activations else None)[0].layers
-             if isinstance(obj, NeuronLayer)}
-    assert built == set(verify.LAYER_TYPES)
+    # and every layer type with neurons that the table builds (with batch norm: in each
+    # mode) is verified
+    built = set()
+    for arch in TABLE:
+        net = arch.build(activation="tanh" if arch.activations else None)[0]
+        built |= {kind(obj, net) for obj in net.layers if isinstance(obj, NeuronLayer)}
+    assert built == {spec.kind for spec in verify.LAYER_TYPES.values()}
 
 
 def test_verify_rows_are_the_table_layer_types_activations_and_losses(monkeypatch):

@@ -37,10 +37,20 @@ class LayerType:
     """How to verify one layer type: a network of the table whose first layer has that type.
 
     ``architecture`` names a record of :data:`minisplit.testnets.ARCHITECTURES`; the
-    network's other layers are verified along.
+    network's other layers are verified along. ``layer`` is the first layer's class name,
+    ``batch_norm`` whether it is batch-normalised and ``mode`` the network's mode (which
+    only matters with batch norm: each mode is its own row of the table).
     """
 
     architecture: str
+    layer: str
+    batch_norm: bool = False
+    mode: str = "train"
+
+    @property
+    def kind(self) -> tuple:
+        """``(layer, batch_norm, mode or None)``: what the first layer of the network is."""
+        return self.layer, self.batch_norm, self.mode if self.batch_norm else None
 
     @property
     def activations(self) -> tuple[str, ...]:
@@ -50,9 +60,13 @@ class LayerType:
 
 #: The layer types ``verify`` covers, in table order.
 LAYER_TYPES = {
-    "Dense": LayerType("dense"),
-    "Conv2d": LayerType("conv_pool"),
-    "RBF": LayerType("rbf"),
+    "Dense": LayerType("dense", "Dense"),
+    "Dense+BN/train": LayerType("dense_bn_train", "Dense", True, "train"),
+    "Dense+BN/eval": LayerType("dense_bn", "Dense", True, "eval"),
+    "Conv2d": LayerType("conv_pool", "Conv2d"),
+    "Conv2d+BN/train": LayerType("conv_bn_train", "Conv2d", True, "train"),
+    "Conv2d+BN/eval": LayerType("conv_bn", "Conv2d", True, "eval"),
+    "RBF": LayerType("rbf", "RBF"),
 }
 
 
@@ -103,7 +117,7 @@ def verify_table(seed=0, n_directions=4) -> list[dict]:
 
 def format_table(rows, tolerance) -> str:
     """The rows as aligned text, each error in scientific notation, then ok / FAIL."""
-    header = f"{'layer':<7} {'activation':<10} {'loss':<13} " + " ".join(
+    header = f"{'layer':<15} {'activation':<10} {'loss':<13} " + " ".join(
         f"{title:>10}" for title in CHECKS.values()
     )
     lines = [header, "-" * (len(header) + 6)]
@@ -111,7 +125,7 @@ def format_table(rows, tolerance) -> str:
         errors = " ".join(f"{row[key]:>10.1e}" for key in CHECKS)
         status = "ok" if all(row[key] <= tolerance for key in CHECKS) else "FAIL"
         lines.append(
-            f"{row['layer']:<7} {row['activation']:<10} {row['loss']:<13} {errors}  {status}"
+            f"{row['layer']:<15} {row['activation']:<10} {row['loss']:<13} {errors}  {status}"
         )
     return "\n".join(lines)
 

@@ -102,7 +102,8 @@ def _digest(array) -> str:
 
 
 def fingerprint(config: dict, X, y, net) -> str:
-    """SHA-256 identifying a run: config, data shapes and bytes, starting architecture and weights.
+    """SHA-256 identifying a run: config, data shapes and bytes, starting architecture and weights
+    (with batch norm: the mode and every buffer too).
 
     Examples
     --------
@@ -123,6 +124,9 @@ def fingerprint(config: dict, X, y, net) -> str:
         "loss": net.loss_fn.name,
         "params": [_digest(p) for p in net.params],
     }
+    if net.has_batch_norm:  # the key only then: the fingerprints of other runs stay as they were
+        doc["batch_norm"] = {"mode": net.mode, "buffers": [
+            _digest(b) for obj in net.all_layers for b in obj.buffers]}
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 

@@ -12,6 +12,15 @@ Round 0 trains the starting network until its loss plateaus. Every later round:
    layer first, the optimiser told how its state maps through each layer's surgery;
 4. train until the loss plateaus again.
 
+A network with batch-normalised layers trains in its own mode (train: batch statistics);
+the running statistics are set to the exact statistics of the whole training set after
+every round's training (:func:`~minisplit.network.set_running_statistics`), so every
+round's network, checkpoint and the result carry them, and the splitting indices, the
+surgery and its line search of the next round run in eval mode (the splitting matrices
+fold eval-mode BN; with these statistics both modes give the same loss on the training
+set). The round's metrics are computed in eval mode (test data with the training set's
+statistics).
+
 It stops when the budget (neurons, parameters or FLOPs) is spent, after
 ``max_rounds`` surgeries, or when nothing can be chosen. Every round is recorded
 in a :class:`~minisplit.history.History` (fields in docs/growth.md). All
@@ -34,7 +43,7 @@ from minisplit.growth.selection import SELECTIONS
 from minisplit.growth.sizes import growable_layers, measure, network_size, unit_costs
 from minisplit.growth.strategies import STRATEGIES, reinitialized
 from minisplit.growth.strategies import Round as RoundInput
-from minisplit.network import Network, flatten
+from minisplit.network import Network, flatten, set_running_statistics
 from minisplit.splitting.matrices import splitting_indices
 from minisplit.splitting.surgery import carry_state
 from minisplit.training import train
@@ -147,18 +156,22 @@ def _train(net, data, optimizer, rng, config, steps, plateau, layers, steps_befo
     start = time.perf_counter()
     result = train(net, data[0], data[1], optimizer, steps, config.batch_size, rng, plateau,
                    probe_step=config.early_steps if probe else None)
+    trained, evaluated = result.net, result.net
+    if trained.has_batch_norm:  # running statistics of the training set (module docstring)
+        trained = set_running_statistics(trained, data[0])
+        evaluated = trained.copy().set_mode("eval")
     fields = {
         "time_train": time.perf_counter() - start,
-        **network_size(result.net, data[0], layers),
+        **network_size(trained, data[0], layers),
         "steps": int(result.steps_run),
         "total_steps": steps_before + int(result.steps_run),
         "plateaued": bool(result.plateaued),
         "stationary": bool(result.stationary),
         "losses": [float(v) for v in result.losses],
         "early_loss": result.probe_loss,
-        **_metrics(result.net, data),
+        **_metrics(evaluated, data),
     }
-    return result.net, fields
+    return trained, fields
 
 
 #: The surgery fields of round 0 (and of the fixed baseline's only round).
@@ -246,6 +259,9 @@ class _Run:
         """Plan, grow and train one round; return ``(reason, spectrum)`` to stop, else None."""
         X, y = self.data[:2]
         net, config, layers = self.net, self.config, self.layers
+        mode = net.mode
+        if net.has_batch_norm:  # split in eval mode, with the statistics _train set
+            net = net.copy().set_mode("eval")
         size, round_index = network_size(net, X, layers), len(self.history.rounds)
         if config.budget is not None and measure(size, config.budget_kind) >= config.budget:
             return "budget", None
@@ -277,7 +293,7 @@ class _Run:
             "spectrum": spectrum,
             "time_split": time.perf_counter() - start,
         }
-        self.train(grown, record)
+        self.train(grown.set_mode(mode), record)
         return None
 
 

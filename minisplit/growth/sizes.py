@@ -1,6 +1,6 @@
 """How big a network is, and what one more neuron costs: neurons, parameters, FLOPs per sample.
 
-Every number comes from the layers (``Layer.flops``, ``NeuronLayer.neuron_dim`` and
+Every number comes from the layers (``Layer.flops``, ``NeuronLayer.params_per_neuron`` and
 ``flops_per_neuron``, ``ReadingLayer.params_per_unit`` and ``flops_per_unit``); the
 layers' input shapes come from one forward pass of a single sample.
 """
@@ -79,7 +79,7 @@ def unit_costs(net, X, layers, kind) -> dict:
         if kind == "neurons":
             costs[index] = 1
         elif kind == "params":
-            costs[index] = obj.neuron_dim + reader.params_per_unit(obj.n_neurons)
+            costs[index] = obj.params_per_neuron() + reader.params_per_unit(obj.n_neurons)
         else:
             costs[index] = obj.flops_per_neuron(shapes[index]) + reader.flops_per_unit(
                 shapes[r], obj.n_neurons

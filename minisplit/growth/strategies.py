@@ -113,9 +113,10 @@ def net2net_widen(net, layer, neurons, noise, rng) -> Network:
     if own is not None:
         own[neurons] *= 0.5
         own = np.concatenate([own, own[neurons]])
+    parents = np.concatenate([np.arange(theta.shape[0]), neurons])  # copies keep BN's state
     return surgery.regrow(
         net, layer, np.vstack([theta, copies]), np.concatenate([out_weights, out_weights[neurons]]),
-        own,
+        own, parents,
     )
 
 
@@ -169,6 +170,11 @@ def check_gradmax(net, layer) -> None:
             f"gradmax grows a Dense layer read directly by a Dense layer; layer {layer} is "
             f"{type(obj).__name__} read by layer {r} ({type(reader).__name__})"
         )
+    if obj.batch_norm or reader.batch_norm:  # M is derived for z = W h + b, without BN
+        raise ValueError(
+            f"gradmax grows Dense layers without batch norm; layer {layer} or its reader "
+            f"(layer {r}) is batch-normalised"
+        )
     zero = np.zeros(1)
     f0, df0 = float(obj.act.f(zero)[0]), float(obj.act.df(zero)[0])
     if f0 != 0.0:
@@ -196,9 +202,9 @@ def gradmax_matrix(net, X, y, layer) -> np.ndarray:
     """
     check_gradmax(net, layer)
     bp = net.backprop(X, y)
-    H, _ = bp.caches[layer]  # (N, n_in): the grown layer's input
+    H = bp.caches[layer][0]  # (N, n_in): the grown layer's input
     reader = net.layers[layer + 1]
-    _, Z_r = bp.caches[layer + 1]
+    Z_r = bp.caches[layer + 1][1]  # the reader's pre-activation
     delta = reader.act.df(Z_r) * bp.douts[layer + 1]  # (N, n_out_r)
     return delta.T @ np.hstack([H, np.ones((H.shape[0], 1))])  # (n_out_r, n_in + 1)
 

@@ -11,6 +11,9 @@ Splitting and growth ask a layer's *role*, never ``hasattr``:
                    the weights on each unit, so a split can halve and copy them
                    (docs/surgery.md). RBF reads its input non-linearly and is no reader.
 
+``BatchNormMixin``  the optional batch normalisation inside Dense and Conv2d: parameters,
+                   buffers and the mode (train: batch statistics, eval: running ones).
+
 A parameter-free layer that keeps units apart (AvgPool2d, GlobalAvgPool2d, Flatten) sets
 ``passes_units = True``: it may stand between a neuron layer and its reader.
 
@@ -34,12 +37,14 @@ and :func:`minisplit.load` all go through it.
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
 
 import numpy as np
 
-from minisplit._checks import check_array
+from minisplit._checks import check_array, check_bool, check_choice, check_real
+from minisplit.layers import _batchnorm
 
 
 @functools.cache
@@ -80,6 +85,14 @@ class Layer:
         large is allocated. ``buffers`` (in ``buffer_names`` order): None gives the
         configuration's defaults.
         """
+        new = cls._configured(config)
+        new.set_params(params)
+        new.set_buffers(new._default_buffers() if buffers is None else buffers)
+        return new
+
+    @classmethod
+    def _configured(cls, config: dict) -> Layer:
+        """A layer of this type with configuration ``config`` and no arrays yet."""
         if not isinstance(config, dict):
             raise TypeError(f"config must be a dict of {cls.__name__} settings, got {config!r}")
         takes, required = _settings(cls)
@@ -90,9 +103,22 @@ class Layer:
                              f"got unknown {unknown} and missing {missing}")
         new = cls.__new__(cls)
         new._configure(**config)
-        new.set_params(params)
-        new.set_buffers(new._default_buffers() if buffers is None else buffers)
         return new
+
+    @classmethod
+    def array_names(cls, config: dict) -> tuple[tuple, tuple]:
+        """``(param_names, buffer_names)`` of a layer of this type with configuration
+        ``config`` (they may depend on it: a batch-normalised Dense has gamma and beta)."""
+        blank = cls._configured(config)
+        return tuple(blank.param_names), tuple(blank.buffer_names)
+
+    def in_mode(self, mode: str) -> Layer:
+        """This layer as it computes in ``mode`` ("train" or "eval"; Network.mode).
+
+        Only a batch-normalised layer depends on the mode (it returns a shallow copy
+        set to it); every other layer returns itself.
+        """
+        return self
 
     def _default_buffers(self) -> list:
         """The buffers of a fresh layer of this configuration (none by default)."""
@@ -229,8 +255,10 @@ class NeuronLayer(Layer):
         """A copy of every theta_i as rows (n, d)."""
         raise NotImplementedError
 
-    def _params_from_theta(self, theta) -> list:
-        """The parameter arrays whose neuron rows are ``theta`` (n', d)."""
+    def _params_from_theta(self, theta, parents) -> list:
+        """The parameter arrays whose neuron rows are ``theta`` (n', d); ``parents`` (n',)
+        says where each row's other per-neuron parameters come from (see
+        :meth:`with_neuron_params`)."""
         raise NotImplementedError
 
     def _resized(self, n: int) -> dict:
@@ -246,24 +274,44 @@ class NeuronLayer(Layer):
         """
         return None
 
-    def _neuron_buffers(self, n: int, weights) -> list | None:
-        """The buffers of a resized layer of ``n`` neurons with these neuron weights."""
+    def _neuron_buffers(self, n: int, weights, parents) -> list | None:
+        """The buffers of a resized layer of ``n`` neurons with these neuron weights,
+        new neuron i's per-neuron state taken from old neuron ``parents[i]``."""
         return None
 
-    def with_neuron_params(self, theta, weights=None) -> NeuronLayer:
+    def with_neuron_params(self, theta, weights=None, parents=None) -> NeuronLayer:
         """A new layer of this type whose neurons are the rows of ``theta`` (n', d).
 
         n' may differ from n (appended rows are new neurons); the rest of the
         configuration is kept. ``weights`` (n',): the new :meth:`neuron_weights`, for a
-        layer that has them (None: the defaults).
+        layer that has them (None: the defaults). ``parents`` (n',) ints in [-1, n): the
+        old neuron whose state outside theta (a batch-normalised layer's gamma, beta and
+        running statistics) new neuron i takes, -1 for a brand-new neuron (the defaults);
+        None means ``i`` for the first min(n, n') rows and -1 after. Layers without such
+        state ignore it.
         """
         theta = np.asarray(theta, dtype=np.float64)
         d = self.neuron_dim
         if theta.ndim != 2 or theta.shape[1] != d or theta.shape[0] == 0:
             raise ValueError(f"theta must have shape (n, {d}) with n > 0, got {theta.shape}")
+        parents = self._check_parents(parents, theta.shape[0])
         config = {**self.config(), **self._resized(theta.shape[0])}
-        buffers = self._neuron_buffers(theta.shape[0], weights)
-        return type(self).from_config(config, self._params_from_theta(theta), buffers)
+        buffers = self._neuron_buffers(theta.shape[0], weights, parents)
+        return type(self).from_config(config, self._params_from_theta(theta, parents), buffers)
+
+    def _check_parents(self, parents, n_new) -> np.ndarray:
+        """``parents`` as int indices (n_new,) in [-1, n) (None: identity, then -1)."""
+        n = self.n_neurons
+        if parents is None:
+            return np.where(np.arange(n_new) < n, np.arange(n_new), -1)
+        parents = np.asarray(parents)
+        if parents.size == 0:
+            parents = parents.astype(np.int64)
+        if not np.issubdtype(parents.dtype, np.integer):
+            raise TypeError(f"parents must be integer indices, got dtype {parents.dtype}")
+        if parents.shape != (n_new,) or parents.min() < -1 or parents.max() >= n:
+            raise ValueError(f"parents must be ({n_new},) indices in [-1, {n}), got {parents}")
+        return parents
 
     def splitting_matrices(self, dA, cache, d2f=None) -> np.ndarray:
         """``(n, d, d)``: S_i for every neuron; ``d2f`` replaces the activation's f''."""
@@ -287,12 +335,96 @@ class NeuronLayer(Layer):
             raise ValueError(f"V must have shape {shape}, got {V.shape}")
         return self.splitting_operator(dA, cache, d2f)(V)
 
+    def params_per_neuron(self) -> int:
+        """Parameters one neuron owns: theta, and per-neuron parameters outside it (a
+        batch-normalised layer's gamma and beta)."""
+        return sum(p.size for p in self.params) // self.n_neurons
+
     def flops_per_neuron(self, in_shape) -> int:
         """Multiply-adds one neuron costs per sample (weights x output positions, bias excluded)."""
         raise NotImplementedError
 
     def flops(self, in_shape) -> int:
         return self.n_neurons * self.flops_per_neuron(in_shape)
+
+
+class BatchNormMixin:
+    """Batch normalisation inside a neuron layer (Dense, Conv2d): Y = gamma Zh + beta.
+
+    With ``batch_norm`` on, the layer's per-neuron parameters are ``gamma`` and ``beta``
+    (no bias), its buffers ``running_mean`` and ``running_var``, and it computes in
+    :attr:`mode`: "train" normalises with the batch statistics, "eval" with the running
+    ones (:mod:`minisplit.layers._batchnorm`). A network sets the mode of its layers
+    per forward pass (``Network.mode`` and :meth:`Layer.in_mode`); a layer called
+    directly computes in its own ``mode`` ("train" unless set by ``in_mode``). The
+    forward cache records the mode, so the backward passes follow the forward.
+    """
+
+    mode = "train"
+
+    def _configure_batch_norm(self, batch_norm, bn_eps):
+        self.batch_norm = check_bool(batch_norm, "batch_norm")
+        self.bn_eps = check_real(bn_eps, "bn_eps", low=0, low_open=True)
+        # instance attributes: the arrays a layer has depend on its configuration
+        self.param_names = ("W", "gamma", "beta") if self.batch_norm else ("W", "b")
+        self.buffer_names = ("running_mean", "running_var") if self.batch_norm else ()
+
+    def _batch_norm_config(self) -> dict:
+        """The keys only when on: configs (and files) of layers without BN stay as before."""
+        return {"batch_norm": True, "bn_eps": self.bn_eps} if self.batch_norm else {}
+
+    def _channel_shapes(self, n) -> dict:
+        """Shapes of the per-neuron parameters besides W."""
+        return {"gamma": (n,), "beta": (n,)} if self.batch_norm else {"b": (n,)}
+
+    def _default_neuron_params(self, n) -> list:
+        """A fresh layer's per-neuron parameters: b = 0, or gamma = 1 and beta = 0."""
+        return [np.ones(n), np.zeros(n)] if self.batch_norm else [np.zeros(n)]
+
+    def _default_buffers(self) -> list:
+        n = self.n_neurons
+        return [np.zeros(n), np.ones(n)] if self.batch_norm else []
+
+    @staticmethod
+    def _inherit(values, parents, default) -> np.ndarray:
+        """``values[parents]``, ``default`` where a parent is -1 (a brand-new neuron)."""
+        return np.where(parents >= 0, values[np.maximum(parents, 0)], default)
+
+    def _channel_params(self, parents) -> list:
+        """gamma and beta of a resized layer, inherited from ``parents``."""
+        return [self._inherit(self.gamma, parents, 1.0), self._inherit(self.beta, parents, 0.0)]
+
+    def _neuron_buffers(self, n, weights, parents):
+        if not self.batch_norm:
+            return None
+        return [self._inherit(self.running_mean, parents, 0.0),
+                self._inherit(self.running_var, parents, 1.0)]
+
+    def in_mode(self, mode):
+        check_choice(mode, "mode", _batchnorm.MODES)
+        if not self.batch_norm or mode == self.mode:
+            return self
+        twin = copy.copy(self)  # the arrays are shared, only the mode differs
+        twin.mode = mode
+        return twin
+
+    def _normalise(self, Z):
+        """``(Y, bn_cache)`` for the pre-activation rows Z (M, c) in this layer's mode."""
+        return _batchnorm.forward(Z, self.gamma, self.beta, self.mode, self.running_mean,
+                                  self.running_var, self.bn_eps)
+
+    def _fold_scale(self, bn_cache):
+        """c_i = gamma_i / sqrt(running_var_i + eps) (c,) of the folded eval-mode BN, or 1
+        without batch norm; ValueError for a forward pass in train mode."""
+        if bn_cache is None:
+            return 1.0
+        if bn_cache.mode != "eval":
+            raise ValueError(
+                "splitting a batch-normalised layer needs a forward pass in eval mode (the "
+                "BN folded into the neuron with its running statistics; docs/splitting.md): "
+                "call net.set_mode('eval') first (and set_running_statistics(net, X))"
+            )
+        return self.gamma / np.sqrt(self.running_var + self.bn_eps)
 
 
 class ReadingLayer(Layer):

@@ -17,6 +17,11 @@ R-backward   R_dZ = f''(Z) * R_Z * dA + f'(Z) * R_dA
 
 Splitting (docs/splitting.md): with h~_m = [cols_m, 1],
 S_i = sum_m g_{m,i} f''(z_{m,i}) h~_m h~_m^T, summed over samples AND positions.
+
+With ``batch_norm=True`` there is no bias, and the rows (M, c_out) of cols Wm^T are
+batch-normalised per channel between the convolution and f (statistics over samples AND
+positions; :mod:`minisplit.layers._batchnorm`), exactly as in Dense; splitting folds the
+eval-mode BN: theta_i = W[i].ravel(), S_i = c_i^2 sum_m g_{m,i} f''(y_{m,i}) cols_m cols_m^T.
 """
 
 from __future__ import annotations
@@ -25,9 +30,10 @@ import numpy as np
 
 from minisplit._checks import check_array, check_int, check_int_pair, make_rng
 from minisplit.activations import get_activation
+from minisplit.layers import _batchnorm as bn
 from minisplit.layers import _outer
 from minisplit.layers._outer import biased_outer_operator, weighted_outer_sum, with_ones
-from minisplit.layers.base import NeuronLayer, ReadingLayer
+from minisplit.layers.base import BatchNormMixin, NeuronLayer, ReadingLayer
 
 
 def _patches(X, kernel, stride, padding) -> np.ndarray:
@@ -71,7 +77,13 @@ def _nchw(M, N, Ho, Wo) -> np.ndarray:
     return M.reshape(N, Ho, Wo, -1).transpose(0, 3, 1, 2)
 
 
-class Conv2d(NeuronLayer, ReadingLayer):
+def _unpack(cache):
+    """``(cols, Z, x_shape, bn_cache)``: the forward cache has no ``bn_cache`` without batch
+    norm (and holds Y, the activation's input, in Z's place with it)."""
+    return (*cache, None) if len(cache) == 3 else cache
+
+
+class Conv2d(BatchNormMixin, NeuronLayer, ReadingLayer):
     """2-D convolution (cross-correlation) ``A = f(conv(X, W) + b)`` on NCHW input.
 
     ``Z[n, i, y, x] = b[i] + sum_{c, a, e} W[i, c, a, e] * Xp[n, c, sh y + a, sw x + e]``
@@ -92,8 +104,15 @@ class Conv2d(NeuronLayer, ReadingLayer):
         right; an int p means ``(p, p)``.
     activation : str
         One of :data:`minisplit.activations.ACTIVATIONS` (default ``"tanh"``).
+    batch_norm : bool
+        Batch-normalise each output channel before f (default False): parameters ``W``,
+        ``gamma``, ``beta`` (no ``b``), buffers ``running_mean``, ``running_var``; as in
+        :class:`~minisplit.layers.Dense`, statistics over samples and positions.
+    bn_eps : float
+        > 0 (default 1e-5).
     seed : int, Generator or None
-        Initialisation: ``W ~ N(0, 1/(c_in kh kw))``, ``b = 0``; None draws fresh entropy.
+        Initialisation: ``W ~ N(0, 1/(c_in kh kw))``, ``b = 0`` (``gamma = 1``, ``beta = 0``,
+        running statistics 0 and 1); None draws fresh entropy.
 
     Attributes
     ----------
@@ -105,7 +124,8 @@ class Conv2d(NeuronLayer, ReadingLayer):
 
     Notes
     -----
-    The forward cache is ``(cols, Z, X.shape)``: ``cols`` (N, P, K) are the
+    The forward cache is ``(cols, Z, X.shape)`` (and the BN cache, with batch norm):
+    ``cols`` (N, P, K) are the
     patches (built once, reused by the backward passes and the splitting
     matrices), ``Z`` (N, c_out, Ho, Wo) the pre-activation.
 
@@ -122,24 +142,28 @@ class Conv2d(NeuronLayer, ReadingLayer):
 
     param_names = ("W", "b")
 
-    def __init__(self, c_in, c_out, kernel_size, stride=1, padding=0, activation="tanh", seed=None):
-        self._configure(c_in, c_out, kernel_size, stride, padding, activation)
+    def __init__(self, c_in, c_out, kernel_size, stride=1, padding=0, activation="tanh",
+                 batch_norm=False, bn_eps=1e-5, seed=None):
+        self._configure(c_in, c_out, kernel_size, stride, padding, activation, batch_norm, bn_eps)
         self._check_memory()
         rng = make_rng(seed, none=True)
         K = self.c_in * self.kernel_size[0] * self.kernel_size[1]
-        self.W = rng.normal(0.0, 1.0 / np.sqrt(K), size=(self.c_out, self.c_in, *self.kernel_size))
-        self.b = np.zeros(self.c_out)
+        W = rng.normal(0.0, 1.0 / np.sqrt(K), size=(self.c_out, self.c_in, *self.kernel_size))
+        self._assign([W, *self._default_neuron_params(self.c_out)])
+        self.set_buffers(self._default_buffers())
 
-    def _configure(self, c_in, c_out, kernel_size, stride=1, padding=0, activation="tanh"):
+    def _configure(self, c_in, c_out, kernel_size, stride=1, padding=0, activation="tanh",
+                   batch_norm=False, bn_eps=1e-5):
         self.c_in = check_int(c_in, "c_in", low=1)
         self.c_out = check_int(c_out, "c_out", low=1)
         self.kernel_size = check_int_pair(kernel_size, "kernel_size", low=1)
         self.stride = check_int_pair(stride, "stride", low=1)
         self.padding = check_int_pair(padding, "padding", low=0)
         self.act = get_activation(activation)
+        self._configure_batch_norm(batch_norm, bn_eps)
 
     def param_shapes(self) -> dict:
-        return {"W": (self.c_out, self.c_in, *self.kernel_size), "b": (self.c_out,)}
+        return {"W": (self.c_out, self.c_in, *self.kernel_size), **self._channel_shapes(self.c_out)}
 
     def config(self) -> dict:
         return {
@@ -149,6 +173,7 @@ class Conv2d(NeuronLayer, ReadingLayer):
             "stride": list(self.stride),
             "padding": list(self.padding),
             "activation": self.act.name,
+            **self._batch_norm_config(),
         }
 
     def output_shape(self, H: int, W: int) -> tuple[int, int]:
@@ -182,51 +207,68 @@ class Conv2d(NeuronLayer, ReadingLayer):
         Ho, Wo = self.output_shape(*X.shape[2:])
         cols = self._patches(X)  # (N, P, K)
         Z = cols.reshape(N * Ho * Wo, -1) @ self.W.reshape(self.c_out, -1).T  # (M, c_out)
-        Z += self.b  # in place: Z is fresh, and each (M, c_out) temporary costs a memory pass
+        bn_cache = None
+        if self.batch_norm:
+            Z, bn_cache = self._normalise(Z)  # (M, c_out): Y, the activation's input
+        else:
+            Z += self.b  # in place: Z is fresh, and each (M, c_out) temporary costs a memory pass
         Z = _nchw(Z, N, Ho, Wo)  # (N, c_out, Ho, Wo), a view
-        return self.act.f(Z), (cols, Z, X.shape)
+        cache = (cols, Z, X.shape) if bn_cache is None else (cols, Z, X.shape, bn_cache)
+        return self.act.f(Z), cache
 
     def backward(self, dA, cache, need_dX=True):
-        cols, Z, x_shape = cache
+        cols, Z, x_shape, bn_cache = _unpack(cache)
         dZ = self.act.df(_rows(Z))  # (M, c_out) fresh; _rows(Z) is free: Z views row layout
         rows4 = dZ.reshape(Z.shape[0], Z.shape[2], Z.shape[3], -1)  # (N, Ho, Wo, c_out) view
         np.multiply(rows4, dA.transpose(0, 2, 3, 1), out=rows4)  # dZ = f'(Z) * dA, no copy of dA
+        if bn_cache is None:
+            channel_grads = [dZ.sum(axis=0)]  # db (c_out,)
+        else:
+            dZ, dgamma, dbeta = bn.backward(dZ, self.gamma, bn_cache)  # dZ: d(cols Wm^T)
+            channel_grads = [dgamma, dbeta]
         dW = dZ.T @ cols.reshape(-1, cols.shape[2])  # (c_out, K)
-        db = dZ.sum(axis=0)  # (c_out,)
         dX = self._fold(self.W.reshape(self.c_out, -1).T @ dZ.T, x_shape) if need_dX else None
-        return dX, [dW.reshape(self.W.shape), db]
+        return dX, [dW.reshape(self.W.shape), *channel_grads]
 
     def r_forward(self, R_X, V, cache):
-        cols, Z, _ = cache
+        cols, Z, _, bn_cache = _unpack(cache)
         N, Ho, Wo = Z.shape[0], Z.shape[2], Z.shape[3]
-        V_W, v_b = V
-        R_Z = cols.reshape(N * Ho * Wo, -1) @ V_W.reshape(self.c_out, -1).T  # (M, c_out)
-        R_Z += v_b
+        R_Z = cols.reshape(N * Ho * Wo, -1) @ V[0].reshape(self.c_out, -1).T  # (M, c_out)
         R_cols = None
         if R_X is not None:
             R_cols = self._patches(R_X).reshape(N * Ho * Wo, -1)  # (M, K)
             R_Z += R_cols @ self.W.reshape(self.c_out, -1).T
+        R_lin, R_Zh = R_Z, None
+        if bn_cache is None:
+            R_Z = R_Z + V[1]
+        else:
+            R_Z, R_Zh = bn.r_forward(R_lin, self.gamma, V[1], V[2], bn_cache)  # (M, c_out)
         R_Z = _nchw(R_Z, N, Ho, Wo)  # (N, c_out, Ho, Wo)
-        return self.act.df(Z) * R_Z, (R_cols, R_Z)
+        return self.act.df(Z) * R_Z, (R_cols, R_Z, R_lin, R_Zh)
 
     def r_backward(self, dA, R_dA, cache, r_cache, V, need_dX=True):
-        cols, Z, x_shape = cache
-        R_cols, R_Z = r_cache
+        cols, Z, x_shape, bn_cache = _unpack(cache)
+        R_cols, R_Z, R_lin, R_Zh = r_cache
         cols = cols.reshape(-1, cols.shape[2])  # (M, K)
         Wm = self.W.reshape(self.c_out, -1)  # (c_out, K)
         V_W = V[0].reshape(self.c_out, -1)  # (c_out, K)
         df = self.act.df(Z)
         dZ = _rows(df * dA)  # (M, c_out)
         R_dZ = _rows(self.act.d2f(Z) * R_Z * dA + df * R_dA)  # (M, c_out)
+        if bn_cache is None:
+            R_channel = [R_dZ.sum(axis=0)]  # R_db (c_out,)
+        else:
+            dZ, R_dZ, R_dgamma, R_dbeta = bn.r_backward(dZ, R_dZ, R_lin, R_Zh, self.gamma,
+                                                        V[1], bn_cache)
+            R_channel = [R_dgamma, R_dbeta]
         R_dW = R_dZ.T @ cols  # (c_out, K)
         if R_cols is not None:
             R_dW += dZ.T @ R_cols
-        R_db = R_dZ.sum(axis=0)  # (c_out,)
         if not need_dX:
-            return None, None, [R_dW.reshape(self.W.shape), R_db]
+            return None, None, [R_dW.reshape(self.W.shape), *R_channel]
         dX = self._fold(Wm.T @ dZ.T, x_shape)  # (N, c_in, H, W)
         R_dX = self._fold(Wm.T @ R_dZ.T + V_W.T @ dZ.T, x_shape)  # (N, c_in, H, W)
-        return dX, R_dX, [R_dW.reshape(self.W.shape), R_db]
+        return dX, R_dX, [R_dW.reshape(self.W.shape), *R_channel]
 
     def flops(self, in_shape) -> int:
         return self.c_out * self.flops_per_neuron(in_shape)
@@ -239,13 +281,18 @@ class Conv2d(NeuronLayer, ReadingLayer):
 
     @property
     def neuron_dim(self) -> int:
-        return self.c_in * self.kernel_size[0] * self.kernel_size[1] + 1
+        return self.c_in * self.kernel_size[0] * self.kernel_size[1] + (0 if self.batch_norm else 1)
 
     def neuron_params(self):
+        if self.batch_norm:
+            return self.W.reshape(self.c_out, -1).copy()  # (c_out, K): BN's shift, no bias
         return np.hstack([self.W.reshape(self.c_out, -1), self.b[:, None]])  # (c_out, K + 1)
 
-    def _params_from_theta(self, theta):
-        W = theta[:, :-1].reshape(theta.shape[0], self.c_in, *self.kernel_size)  # (n, c_in, kh, kw)
+    def _params_from_theta(self, theta, parents):
+        K = self.c_in * self.kernel_size[0] * self.kernel_size[1]
+        W = theta[:, :K].reshape(theta.shape[0], self.c_in, *self.kernel_size)  # (n, c_in, kh, kw)
+        if self.batch_norm:
+            return [W, *self._channel_params(parents)]
         return [W, theta[:, -1]]
 
     def _resized(self, n):
@@ -258,14 +305,17 @@ class Conv2d(NeuronLayer, ReadingLayer):
             raise ValueError(f"dA must have the layer output's shape {Z.shape}, got {np.shape(dA)}")
         if d2f is not None and not callable(d2f):
             raise TypeError(f"d2f must be a callable z -> f''(z) or None, got {d2f!r}")
-        return _rows(dA * (d2f or self.act.d2f)(Z))  # (M, c_out)
+        scale = self._fold_scale(_unpack(cache)[3]) ** 2  # c_i^2 of the folded eval-mode BN, or 1
+        return _rows(dA * (d2f or self.act.d2f)(Z)) * scale  # (M, c_out)
 
     def _blocks(self, cols, C):
-        """(h~ rows, C rows) in blocks of ~CHUNK_BYTES, so no full (M, d) copy of h~ is made."""
+        """(h~ rows, C rows) in blocks of ~CHUNK_BYTES, so no full (M, d) copy of h~ is made
+        (h = cols itself, no ones, with batch norm)."""
         cols = cols.reshape(-1, cols.shape[2])  # (M, K)
         step = max(1, _outer.CHUNK_BYTES // (8 * self.neuron_dim))
         for start in range(0, cols.shape[0], step):
-            yield with_ones(cols[start : start + step]), C[start : start + step]
+            block = cols[start : start + step]
+            yield (block if self.batch_norm else with_ones(block)), C[start : start + step]
 
     def splitting_matrices(self, dA, cache, d2f=None):
         C = self._coefficients(dA, cache, d2f)  # (M, c_out)
@@ -277,8 +327,10 @@ class Conv2d(NeuronLayer, ReadingLayer):
 
     def splitting_operator(self, dA, cache, d2f=None):
         C = self._coefficients(dA, cache, d2f)  # (M, c_out), once for every product
-        cols = cache[0]
-        return biased_outer_operator(cols.reshape(-1, cols.shape[2]), C)  # (M, K), a view
+        cols = cache[0].reshape(-1, cache[0].shape[2])  # (M, K), a view
+        if self.batch_norm:
+            return bn.outer_operator(cols, C)
+        return biased_outer_operator(cols, C)
 
     def flops_per_neuron(self, in_shape) -> int:
         Ho, Wo = self.output_shape(*in_shape[1:])
@@ -306,7 +358,8 @@ class Conv2d(NeuronLayer, ReadingLayer):
                 f"{self.kernel_size[1]}) with units > 0, got {out_weights.shape}"
             )
         W = out_weights.transpose(1, 0, 2, 3)  # (c_out, units, kh, kw)
-        return Conv2d.from_config({**self.config(), "c_in": W.shape[1]}, [W, self.b])
+        return Conv2d.from_config({**self.config(), "c_in": W.shape[1]}, [W, *self.params[1:]],
+                                  self.buffers)
 
     def params_per_unit(self, n_units) -> int:
         self._check_units(n_units)

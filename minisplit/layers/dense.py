@@ -1,6 +1,9 @@
-"""Dense (fully connected) layer: A = f(Z), Z = X W^T + b.
+"""Dense (fully connected) layer: A = f(Z), Z = X W^T + b; or A = f(BN(X W^T)).
 
-Row i of ``W`` (n_out, n_in) together with ``b[i]`` is neuron i.
+Row i of ``W`` (n_out, n_in) together with ``b[i]`` is neuron i. With ``batch_norm=True``
+the pre-activation is batch-normalised inside the layer (no bias: it would cancel):
+Y = gamma (X W^T - mu) s + beta, A = f(Y) (:mod:`minisplit.layers._batchnorm`; neuron i
+is ``W[i]`` with ``gamma[i]``, ``beta[i]`` and its running statistics).
 See the module docstring of :mod:`minisplit.layers.base` for the naming.
 
 Derivation (docs/derivatives.md, section "Dense"):
@@ -14,6 +17,11 @@ R-backward   R_dZ = f''(Z) * R_Z * dA + f'(Z) * R_dA
 splitting    theta_i = [W[i], b[i]],  h~ = [x, 1],  a_i = f(theta_i . h~)
              Hessian_theta a_i = f''(z_i) h~ h~^T
              S_i = sum_n dA[n, i] f''(Z[n, i]) h~_n h~_n^T     (docs/splitting.md)
+
+With batch norm, Y replaces Z after the activation, and the BN passes sit between the
+linear part (Z = X W^T, R_Z = R_X W^T + X V_W^T) and the activation; splitting folds
+the eval-mode BN into the neuron: c_i = gamma_i / sqrt(running_var_i + eps),
+theta_i = W[i] (no bias coordinate), S_i = c_i^2 sum_n dA[n, i] f''(Y[n, i]) x_n x_n^T.
 """
 
 from __future__ import annotations
@@ -22,11 +30,18 @@ import numpy as np
 
 from minisplit._checks import check_array, check_int, make_rng
 from minisplit.activations import get_activation
+from minisplit.layers import _batchnorm as bn
 from minisplit.layers._outer import biased_outer_operator, weighted_outer_sum, with_ones
-from minisplit.layers.base import NeuronLayer, ReadingLayer
+from minisplit.layers.base import BatchNormMixin, NeuronLayer, ReadingLayer
 
 
-class Dense(NeuronLayer, ReadingLayer):
+def _unpack(cache):
+    """``(X, Z, bn_cache)``: the forward cache is ``(X, Z)`` without batch norm, ``(X, Y,
+    bn_cache)`` with it (Y, the activation's input, in Z's place)."""
+    return (*cache, None) if len(cache) == 2 else cache
+
+
+class Dense(BatchNormMixin, NeuronLayer, ReadingLayer):
     """Fully connected layer ``A = f(X W^T + b)``.
 
     Parameters
@@ -35,14 +50,25 @@ class Dense(NeuronLayer, ReadingLayer):
         Fan-in and number of neurons, both > 0.
     activation : str
         One of :data:`minisplit.activations.ACTIVATIONS` (default ``"tanh"``).
+    batch_norm : bool
+        Normalise the pre-activation per neuron (default False); then the parameters are
+        ``W``, ``gamma``, ``beta`` (no ``b``) and the buffers ``running_mean``,
+        ``running_var``. Train mode uses the batch's statistics, eval mode the running
+        ones (``Network.mode``; docs/network.md).
+    bn_eps : float
+        > 0, the epsilon inside the square root (default 1e-5, as PyTorch).
     seed : int, Generator or None
-        Initialisation: ``W ~ N(0, 1/n_in)``, ``b = 0``; None draws fresh entropy.
+        Initialisation: ``W ~ N(0, 1/n_in)``, ``b = 0`` (``gamma = 1``, ``beta = 0``,
+        running mean 0, running variance 1); None draws fresh entropy.
 
     Attributes
     ----------
     W : ndarray (n_out, n_in)
         Row i is neuron i's incoming weights.
     b : ndarray (n_out,)
+        Without batch norm only.
+    gamma, beta, running_mean, running_var : ndarray (n_out,)
+        With batch norm only.
 
     Examples
     --------
@@ -55,23 +81,27 @@ class Dense(NeuronLayer, ReadingLayer):
 
     param_names = ("W", "b")
 
-    def __init__(self, n_in, n_out, activation="tanh", seed=None):
-        self._configure(n_in, n_out, activation)
+    def __init__(self, n_in, n_out, activation="tanh", batch_norm=False, bn_eps=1e-5,
+                 seed=None):
+        self._configure(n_in, n_out, activation, batch_norm, bn_eps)
         self._check_memory()
         rng = make_rng(seed, none=True)
-        self.W = rng.normal(0.0, 1.0 / np.sqrt(self.n_in), size=(self.n_out, self.n_in))
-        self.b = np.zeros(self.n_out)
+        W = rng.normal(0.0, 1.0 / np.sqrt(self.n_in), size=(self.n_out, self.n_in))
+        self._assign([W, *self._default_neuron_params(self.n_out)])
+        self.set_buffers(self._default_buffers())
 
-    def _configure(self, n_in, n_out, activation="tanh"):
+    def _configure(self, n_in, n_out, activation="tanh", batch_norm=False, bn_eps=1e-5):
         self.n_in = check_int(n_in, "n_in", low=1)
         self.n_out = check_int(n_out, "n_out", low=1)
         self.act = get_activation(activation)
+        self._configure_batch_norm(batch_norm, bn_eps)
 
     def config(self) -> dict:
-        return {"n_in": self.n_in, "n_out": self.n_out, "activation": self.act.name}
+        return {"n_in": self.n_in, "n_out": self.n_out, "activation": self.act.name,
+                **self._batch_norm_config()}
 
     def param_shapes(self) -> dict:
-        return {"W": (self.n_out, self.n_in), "b": (self.n_out,)}
+        return {"W": (self.n_out, self.n_in), **self._channel_shapes(self.n_out)}
 
     def check_input(self, X: np.ndarray) -> None:
         """Raise ValueError unless X has shape (N, n_in)."""
@@ -80,42 +110,60 @@ class Dense(NeuronLayer, ReadingLayer):
 
     def forward(self, X):
         Z = X @ self.W.T  # (N, n_out)
+        if self.batch_norm:
+            Y, bn_cache = self._normalise(Z)  # (N, n_out)
+            return self.act.f(Y), (X, Y, bn_cache)
         Z += self.b  # in place: Z is fresh, and each temporary costs a memory pass
         return self.act.f(Z), (X, Z)
 
     def backward(self, dA, cache, need_dX=True):
-        X, Z = cache
+        X, Z, bn_cache = _unpack(cache)  # Z: the activation's input (Y with batch norm)
         dZ = self.act.df(Z)  # (N, n_out), a fresh array
         dZ *= dA
+        if bn_cache is None:
+            channel_grads = [dZ.sum(axis=0)]  # db (n_out,)
+        else:
+            dZ, dgamma, dbeta = bn.backward(dZ, self.gamma, bn_cache)  # dZ: d(X W^T)
+            channel_grads = [dgamma, dbeta]
         dW = dZ.T @ X  # (n_out, n_in)
-        db = dZ.sum(axis=0)  # (n_out,)
         dX = dZ @ self.W if need_dX else None  # (N, n_in)
-        return dX, [dW, db]
+        return dX, [dW, *channel_grads]
 
     def r_forward(self, R_X, V, cache):
-        X, Z = cache
-        V_W, v_b = V
-        R_Z = X @ V_W.T + v_b  # (N, n_out)
+        X, Z, bn_cache = _unpack(cache)
+        V_W = V[0]
+        R_Z = X @ V_W.T  # (N, n_out)
         if R_X is not None:
             R_Z = R_Z + R_X @ self.W.T
-        return self.act.df(Z) * R_Z, (R_X, R_Z)
+        R_lin = R_Z
+        if bn_cache is None:
+            R_Z = R_Z + V[1]
+            R_Zh = None
+        else:
+            R_Z, R_Zh = bn.r_forward(R_lin, self.gamma, V[1], V[2], bn_cache)
+        return self.act.df(Z) * R_Z, (R_X, R_Z, R_lin, R_Zh)
 
     def r_backward(self, dA, R_dA, cache, r_cache, V, need_dX=True):
-        X, Z = cache
-        R_X, R_Z = r_cache
-        V_W, _ = V
+        X, Z, bn_cache = _unpack(cache)
+        R_X, R_Z, R_lin, R_Zh = r_cache
+        V_W = V[0]
         df = self.act.df(Z)
         dZ = df * dA  # (N, n_out)
         R_dZ = self.act.d2f(Z) * R_Z * dA + df * R_dA  # (N, n_out)
+        if bn_cache is None:
+            R_channel = [R_dZ.sum(axis=0)]  # R_db (n_out,)
+        else:
+            dZ, R_dZ, R_dgamma, R_dbeta = bn.r_backward(dZ, R_dZ, R_lin, R_Zh, self.gamma,
+                                                        V[1], bn_cache)
+            R_channel = [R_dgamma, R_dbeta]
         R_dW = R_dZ.T @ X  # (n_out, n_in)
         if R_X is not None:
             R_dW = R_dW + dZ.T @ R_X
-        R_db = R_dZ.sum(axis=0)  # (n_out,)
         if not need_dX:
-            return None, None, [R_dW, R_db]
+            return None, None, [R_dW, *R_channel]
         dX = dZ @ self.W  # (N, n_in)
         R_dX = R_dZ @ self.W + dZ @ V_W  # (N, n_in)
-        return dX, R_dX, [R_dW, R_db]
+        return dX, R_dX, [R_dW, *R_channel]
 
     def flops(self, in_shape) -> int:
         return self.n_out * self.n_in
@@ -128,30 +176,38 @@ class Dense(NeuronLayer, ReadingLayer):
 
     @property
     def neuron_dim(self) -> int:
-        return self.n_in + 1
+        return self.n_in + (0 if self.batch_norm else 1)
 
     def neuron_params(self):
+        if self.batch_norm:
+            return self.W.copy()  # (n_out, n_in): BN's shift replaces the bias
         return np.hstack([self.W, self.b[:, None]])  # (n_out, n_in + 1)
 
-    def _params_from_theta(self, theta):
+    def _params_from_theta(self, theta, parents):
+        if self.batch_norm:
+            return [theta, *self._channel_params(parents)]  # W (n, n_in), gamma, beta (n,)
         return [theta[:, :-1], theta[:, -1]]  # W (n, n_in), b (n,)
 
     def _resized(self, n):
         return {"n_out": n}
 
     def _coefficients(self, dA, cache, d2f):
-        """C[n, i] = g_{n,i} f''(z_{n,i}) (N, n_out), after checking dA."""
+        """C[n, i] = g_{n,i} f''(z_{n,i}) (N, n_out), after checking dA (times c_i^2, the
+        folded eval-mode BN scale, with batch norm)."""
         Z = cache[1]
         if np.shape(dA) != Z.shape:
             raise ValueError(f"dA must have the layer output's shape {Z.shape}, got {np.shape(dA)}")
-        return dA * (d2f or self.act.d2f)(Z)  # (N, n_out)
+        scale = self._fold_scale(_unpack(cache)[2]) ** 2  # c_i^2 of the folded BN, or 1
+        return dA * (d2f or self.act.d2f)(Z) * scale  # (N, n_out)
 
     def splitting_matrices(self, dA, cache, d2f=None):
         C = self._coefficients(dA, cache, d2f)  # (N, n_out)
-        return weighted_outer_sum(with_ones(cache[0]), C)
+        return weighted_outer_sum(cache[0] if self.batch_norm else with_ones(cache[0]), C)
 
     def splitting_operator(self, dA, cache, d2f=None):
         C = self._coefficients(dA, cache, d2f)  # (N, n_out), once for every product
+        if self.batch_norm:
+            return bn.outer_operator(cache[0], C)
         return biased_outer_operator(cache[0], C)
 
     def flops_per_neuron(self, in_shape) -> int:
@@ -179,7 +235,8 @@ class Dense(NeuronLayer, ReadingLayer):
             )
         n_units, n_out, block = out_weights.shape
         W = out_weights.transpose(1, 0, 2).reshape(n_out, n_units * block)  # (n_out, n_in')
-        return Dense.from_config({**self.config(), "n_in": n_units * block}, [W, self.b])
+        return Dense.from_config({**self.config(), "n_in": n_units * block},
+                                 [W, *self.params[1:]], self.buffers)
 
     def params_per_unit(self, n_units) -> int:
         return self.n_out * self._block(n_units)

@@ -275,7 +275,7 @@ class Prototypes(NeuronLayer):
     def neuron_params(self):
         return self.prototypes.copy()  # (m, d)
 
-    def _params_from_theta(self, theta):
+    def _params_from_theta(self, theta, parents):
         return [theta]
 
     def _resized(self, n):
@@ -284,7 +284,7 @@ class Prototypes(NeuronLayer):
     def neuron_weights(self):
         return self.masses.copy()
 
-    def _neuron_buffers(self, n, weights):
+    def _neuron_buffers(self, n, weights, parents):
         return [np.ones(n) if weights is None else weights]
 
     def _curvature_parts(self, dA, cache, d2f):

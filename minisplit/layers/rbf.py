@@ -175,7 +175,7 @@ class RBF(NeuronLayer):
     def neuron_params(self):
         return self.centers.copy()  # (n_out, n_in)
 
-    def _params_from_theta(self, theta):
+    def _params_from_theta(self, theta, parents):
         return [theta]  # centers (n, n_in)
 
     def _resized(self, n):

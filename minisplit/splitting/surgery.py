@@ -90,15 +90,18 @@ def _check_plan(obj, neurons, directions, eps):
     return neurons, directions, check_real(eps, "eps", low=0)
 
 
-def regrow(net, layer, theta, out_weights, weights=None):
+def regrow(net, layer, theta, out_weights, weights=None, parents=None):
     """A new network whose layer ``layer`` has neurons ``theta`` read with ``out_weights``.
 
     The single surgery primitive behind :func:`split`, :func:`signed_split`,
     :func:`add_neurons` and every growth strategy: rows of ``theta`` (n', d) are the
     neurons, ``out_weights`` (n', ...) the reader's weights on each of them (rows
     like ``reader.out_weights(n)``), ``weights`` (n',) the layer's own weights on them
-    (``NeuronLayer.neuron_weights``; None for a layer without). The input network is
-    untouched.
+    (``NeuronLayer.neuron_weights``; None for a layer without), ``parents`` (n',) the old
+    neuron each row came from (-1: a brand-new neuron; None: row i is old neuron i, rows
+    past n are brand-new), whose state outside theta it takes: a batch-normalised layer's
+    gamma, beta and running statistics (``NeuronLayer.with_neuron_params``). The input
+    network is untouched.
     """
     obj = neuron_layer(net, layer)
     r = reader_index(net, layer)
@@ -111,7 +114,7 @@ def regrow(net, layer, theta, out_weights, weights=None):
     if weights is not None and np.shape(weights) != (theta.shape[0],):
         raise ValueError(f"weights must have shape ({theta.shape[0]},), got {np.shape(weights)}")
     new = net.copy()
-    new.layers[layer] = obj.with_neuron_params(theta, weights)
+    new.layers[layer] = obj.with_neuron_params(theta, weights, parents)
     new.layers[r] = net.layers[r].with_out_weights(out_weights)
     return new
 
@@ -208,9 +211,10 @@ def _two_offspring(net, layer, neurons, directions, eps, weight, sign):
     if own is not None:
         own = np.concatenate([own * np.where(np.isin(np.arange(own.size), neurons), keep, 1.0),
                               own[neurons] * weight])
+    parents = np.concatenate([np.arange(theta.shape[0]), neurons])  # offspring copy the parent
     return regrow(
         net, layer, np.vstack([theta, appended]), np.concatenate([out_weights, new_weights]),
-        own,
+        own, parents,
     )
 
 
@@ -275,9 +279,10 @@ def add_neurons(net, layer, theta, out_weights, weights=None) -> object:
         extra = np.full(theta.shape[0], own.mean()) if weights is None else check_array(
             weights, "weights")
         own = np.concatenate([own, extra])
+    parents = np.concatenate([np.arange(old_theta.shape[0]), np.full(theta.shape[0], -1)])
     return regrow(
         net, layer, np.vstack([old_theta, theta]), np.concatenate([old_weights, out_weights]),
-        own,
+        own, parents,
     )
 
 
@@ -305,9 +310,12 @@ def remove_units(net, layer, units, fold_constant=False) -> object:
         False: drop the units; the function is unchanged exactly when the reader's weights
         on them are zero. True: every removed unit must output a constant c_u at every
         sample and position (a Dense or Conv2d neuron whose incoming weights are all zero
-        outputs c_u = f(b_u)), and ``c_u * sum_t W[o, u, t]`` is added to the reader's
-        bias b_o, which keeps the function exactly (up to rounding) for a Dense reader and
-        for a Conv2d reader without padding; a Conv2d reader with padding is refused.
+        outputs c_u = f(b_u); with batch norm see ``_constant_outputs``: zero weights or
+        gamma_u = 0), and ``c_u * sum_t W[o, u, t]`` is added to the reader's bias b_o
+        (a batch-normalised reader has none: it is subtracted from its running mean, which
+        its batch mean follows by itself in train mode), which keeps the function exactly
+        (up to rounding) for a Dense reader and for a Conv2d reader without padding; a
+        Conv2d reader with padding is refused.
 
     Returns
     -------
@@ -355,38 +363,51 @@ def remove_units(net, layer, units, fold_constant=False) -> object:
     theta, out_weights = grown_parts(net, layer)  # (n, d), (n, ...)
     keep = np.setdiff1d(np.arange(n), units)  # (n - m,), in order
     own = obj.neuron_weights()
-    new = regrow(net, layer, theta[keep], out_weights[keep], None if own is None else own[keep])
+    new = regrow(net, layer, theta[keep], out_weights[keep], None if own is None else own[keep],
+                 keep)
     if fold_constant and units.size:
         shift = _folded_bias(net, layer, r, units, out_weights)  # (reader outputs,)
         new.layers[r] = _with_bias_shift(new.layers[r], shift, r)
     return new
 
 
-def _constant_outputs(obj, units) -> np.ndarray:
+def _constant_outputs(obj, units, mode) -> np.ndarray:
     """The constant output c_u of each unit (n,) or NaN where the unit is not constant.
 
     A Dense or Conv2d neuron whose incoming weights are all exactly zero outputs
     c_u = f(b_u) for every input (at every position: its padding reads zeros it multiplies
-    by zero weights). Any other unit, or a layer of another kind, gives NaN.
+    by zero weights). With batch norm (no b), such a neuron normalises the constant 0:
+    c_u = f(beta_u - gamma_u mu_u / sqrt(var_u + eps)) in eval mode (running statistics),
+    f(beta_u) in train mode (the batch mean of a constant is itself); and a neuron with
+    gamma_u = 0 outputs c_u = f(beta_u) in both modes. Any other unit, or a layer of another
+    kind, gives NaN.
     """
     constants = np.full(len(units), np.nan)  # (m,)
-    if not (isinstance(obj, (Dense, Conv2d)) and obj.param_names == ("W", "b")):
+    if not isinstance(obj, (Dense, Conv2d)):
         return constants
     W = obj.W.reshape(obj.n_neurons, -1)[units]  # (m, fan-in)
     flat = ~np.any(W != 0.0, axis=1)  # (m,)
-    constants[flat] = obj.act.f(obj.b[units][flat])
+    if not obj.batch_norm:
+        constants[flat] = obj.act.f(obj.b[units][flat])
+        return constants
+    gamma, beta = obj.gamma[units], obj.beta[units]
+    shift = 0.0 if mode == "train" else gamma * obj.running_mean[units] / np.sqrt(
+        obj.running_var[units] + obj.bn_eps)
+    constants[flat] = obj.act.f(beta - shift)[flat]
+    silent = gamma == 0.0
+    constants[silent] = obj.act.f(beta[silent])
     return constants
 
 
 def _folded_bias(net, layer, r, units, out_weights) -> np.ndarray:
     """sum_u c_u sum_t W[o, u, t] over the removed units (reader outputs,), or ValueError."""
     obj, reader = net.layers[layer], net.layers[r]
-    constants = _constant_outputs(obj, units)  # (m,)
+    constants = _constant_outputs(obj, units, net.mode)  # (m,)
     if np.isnan(constants).any():
         raise ValueError(
             f"fold_constant needs every removed unit of layer {layer} to output a constant "
-            f"(a Dense or Conv2d neuron whose incoming weights are all zero), got units "
-            f"{units[np.isnan(constants)]} that are not"
+            "(a Dense or Conv2d neuron whose incoming weights are all zero, or a batch-normalised "
+            f"one with gamma = 0), got units {units[np.isnan(constants)]} that are not"
         )
     if isinstance(reader, Conv2d) and any(reader.padding):
         raise ValueError(
@@ -399,7 +420,13 @@ def _folded_bias(net, layer, r, units, out_weights) -> np.ndarray:
 
 
 def _with_bias_shift(reader, shift, r):
-    """The reader with ``shift`` added to its bias b (a copy)."""
+    """The reader with ``shift`` added to its bias b (a copy); a batch-normalised reader
+    (no bias) takes it as ``running_mean - shift``: gamma (z' + shift - mu) s + beta is
+    gamma (z' - mu') s + beta with mu' = mu - shift, and a batch mean shifts by itself."""
+    if isinstance(reader, (Dense, Conv2d)) and reader.batch_norm:
+        new = reader.copy()
+        new.set_buffers([reader.running_mean - shift, reader.running_var])
+        return new
     if "b" not in reader.param_names:
         raise ValueError(
             f"fold_constant needs a reader with a bias b, got layer {r} "
@@ -440,14 +467,20 @@ def carry_state(net, layer, arrays, parents) -> list:
         raise TypeError(f"parents must be integer indices, got dtype {parents.dtype}")
     if parents.ndim != 1 or (parents.size and (parents.min() < -1 or parents.max() >= n)):
         raise ValueError(f"parents must be indices in [-1, {n}), got {parents}")
-    state = net.with_params(arrays)
-    theta, out_weights = grown_parts(state, layer)
-    known = parents >= 0
-    source = np.maximum(parents, 0)
-    new_theta = np.where(known[:, None], theta[source], 0.0)  # (m, d): 0 for a brand-new neuron
-    mask = known.reshape((-1,) + (1,) * (out_weights.ndim - 1))
-    new_weights = np.where(mask, out_weights[source], 0.0)  # (m, ...)
-    grown = regrow(
-        state, layer, np.vstack([theta, new_theta]), np.concatenate([out_weights, new_weights])
-    )
-    return [p.copy() for p in grown.params]
+    def grown(state):
+        theta, out_weights = grown_parts(state, layer)
+        known = parents >= 0
+        source = np.maximum(parents, 0)
+        new_theta = np.where(known[:, None], theta[source], 0.0)  # (m, d): 0 for a new neuron
+        mask = known.reshape((-1,) + (1,) * (out_weights.ndim - 1))
+        new_weights = np.where(mask, out_weights[source], 0.0)  # (m, ...)
+        rows = np.concatenate([np.arange(n), parents])
+        return regrow(state, layer, np.vstack([theta, new_theta]),
+                      np.concatenate([out_weights, new_weights]), parents=rows).params
+
+    # per-neuron parameters outside theta (BN's gamma, beta) are copied from the parent,
+    # or set to their defaults (gamma = 1) for a brand-new neuron: subtracting the surgery
+    # of an all-zero state removes the defaults, and leaves zeros there, as for theta
+    state = grown(net.with_params(arrays))
+    defaults = grown(net.with_params([np.zeros_like(p) for p in net.params]))
+    return [p - q for p, q in zip(state, defaults)]
