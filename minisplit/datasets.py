@@ -2,9 +2,10 @@
 
 Conventions, used by every function here:
 
-- ``X`` is float64 with one sample per row, shape ``(n, n_features)`` (``digits`` and
-  ``fashion_mnist`` can also give images in NCHW order, ``(n, 1, H, W)``; ``load_cifar10``
-  always does, ``(n, 3, 32, 32)``). Pixels are scaled to [0, 1].
+- ``X`` is float64 with one sample per row, shape ``(n, n_features)`` (``digits``,
+  ``fashion_mnist`` and ``keywords`` can also give images in NCHW order, ``(n, 1, H, W)``;
+  ``load_cifar10`` always does, ``(n, 3, 32, 32)``). Pixels are scaled to [0, 1]; audio comes
+  as MFCCs (``minisplit.audio``), 49 frames x 10 coefficients per one-second clip.
 - Regression targets are float64 of shape ``(n, n_out)``; class labels are int64 of shape
   ``(n,)`` with values in ``[0, n_classes)``.
 - Randomness comes only from the ``seed`` argument: a non-negative int or an
@@ -17,6 +18,7 @@ The formulas of every data set are in ``docs/datasets.md``.
 
 from __future__ import annotations
 
+import math
 import os
 import zipfile
 from collections.abc import Callable
@@ -35,15 +37,20 @@ from minisplit._checks import (
     make_rng,
 )
 
+# minisplit.audio is imported inside the keyword functions: scipy only when audio is read
+
 __all__ = [
     "DATASETS",
     "FASHION_MNIST_CLASSES",
+    "KEYWORD_CLASSES",
     "Dataset",
     "blobs",
     "digits",
     "fashion_mnist",
+    "keywords",
     "load",
     "load_cifar10",
+    "load_speech_commands",
     "moons",
     "rbf_teacher",
     "spirals",
@@ -52,7 +59,8 @@ __all__ = [
 ]
 
 DATASETS = (
-    "rbf_teacher", "spirals", "moons", "blobs", "teacher_student", "digits", "fashion_mnist"
+    "rbf_teacher", "spirals", "moons", "blobs", "teacher_student", "digits", "fashion_mnist",
+    "keywords",
 )
 #: The names of Fashion-MNIST's labels 0..9, in label order (Xiao, Rasul & Vollgraf, 2017).
 FASHION_MNIST_CLASSES = (
@@ -73,6 +81,38 @@ _FASHION_ARRAYS = {
     "train_index": (np.int32, (6000,)),
     "test_index": (np.int32, (1000,)),
 }
+
+#: The 12 classes of keyword spotting on Speech Commands, in TensorFlow's ``speech_commands``
+#: label order (as Hello Edge): silence, unknown word, then the ten keywords.
+KEYWORD_CLASSES = (
+    "_silence_", "_unknown_", "yes", "no", "up", "down", "left", "right", "on", "off", "stop",
+    "go",
+)
+_KEYWORDS_PATH = _DATA / "keywords.npz"
+_KEYWORD_FRAMES, _KEYWORD_COEFFICIENTS = 49, 10  # minisplit.audio's defaults, one second
+_KEYWORD_PARTS = {"train": 2400, "test": 600}  # clips (minisplit/data/KEYWORDS.md)
+# name -> (dtype, shape) of every array in keywords.npz
+_KEYWORDS_ARRAYS = {
+    "classes": (np.dtype("<U9"), (12,)),
+    "voices": (np.dtype("<U33"), (197,)),
+    "words": (np.dtype("<U6"), (30,)),
+}
+for _part, _n in _KEYWORD_PARTS.items():
+    _KEYWORDS_ARRAYS.update({
+        f"X_{_part}": (np.float16, (_n, _KEYWORD_FRAMES, _KEYWORD_COEFFICIENTS)),
+        f"y_{_part}": (np.uint8, (_n,)),
+        f"voice_{_part}": (np.int16, (_n,)),
+        f"word_{_part}": (np.int8, (_n,)),
+    })
+del _part, _n
+
+_SPEECH_RATE = 16000  # Speech Commands: one-second clips, 16 kHz mono 16-bit PCM
+_SPEECH_NOISE = "_background_noise_"
+_SPEECH_LISTS = {"validation": "validation_list.txt", "testing": "testing_list.txt"}
+# where each part cuts its silence clips in a background-noise file, in tenths of its length:
+# disjoint spans, so no stretch of noise is in two parts
+_SILENCE_SPANS = {"training": (0, 8), "validation": (8, 9), "testing": (9, 10)}
+_SPEECH_CHUNK = 512  # clips read and turned into MFCCs at a time: 65 MB of float64 audio
 
 _CIFAR10_TRAIN_FILES = tuple(f"data_batch_{i}.bin" for i in range(1, 6))
 _CIFAR10_TEST_FILE = "test_batch.bin"
@@ -465,6 +505,83 @@ def fashion_mnist(images=False):
     return tuple(parts)
 
 
+def _read_keywords(path):
+    """Load and validate the stored keyword features (see minisplit/data/KEYWORDS.md)."""
+    found = _read_npz(path, _KEYWORDS_ARRAYS)
+    problem = f"{path} is corrupt or incomplete (reinstall minisplit)"
+    if tuple(found["classes"].tolist()) != KEYWORD_CLASSES:
+        raise OSError(f"{problem}: classes must be {list(KEYWORD_CLASSES)}, "
+                      f"got {found['classes'].tolist()}")
+    n_voices = len(found["voices"])
+    for part in _KEYWORD_PARTS:
+        y, voice = found[f"y_{part}"], found[f"voice_{part}"]
+        if y.max() >= len(KEYWORD_CLASSES):
+            raise OSError(f"{problem}: y_{part} must hold labels 0..11, got {y.max()}")
+        if voice.min() < -1 or voice.max() >= n_voices or np.any((voice < 0) != (y == 0)):
+            raise OSError(f"{problem}: voice_{part} must index voices (0..{n_voices - 1}) for "
+                          "spoken clips and be -1 exactly for the _silence_ clips")
+        if not np.all(np.isfinite(found[f"X_{part}"])):
+            raise OSError(f"{problem}: X_{part} must be finite")
+    return found
+
+
+def keywords(images=False):
+    """Synthetic spoken keywords as MFCCs: Speech Commands' 12 classes, voices unseen in test.
+
+    Each clip is one second of a word said by espeak-ng or flite, resampled to 16 kHz, shifted
+    at random, in white, pink or brown noise (or noise alone for "_silence_"), and turned into
+    ``minisplit.audio.mfcc_batch``'s 49 x 10 features (Hello Edge's recipe), stored as float16.
+    Labels follow ``KEYWORD_CLASSES``: 0 "_silence_", 1 "_unknown_" (20 other Speech Commands
+    words), 2..11 "yes" ... "go". The split is fixed and keeps voices apart: 2,400 training
+    clips (200 per class) and 600 test clips (50 per class), and no voice (an espeak-ng language
+    with a variant, or a flite voice) speaks in both parts.
+
+    Parameters
+    ----------
+    images : bool
+        Return X as NCHW images (n, 1, 49, 10), frames down and coefficients across, instead
+        of flat rows (n, 490) (frame t's 10 coefficients are columns 10 t .. 10 t + 9).
+
+    Returns
+    -------
+    X_train : ndarray, shape (2400, 490) or (2400, 1, 49, 10)
+    y_train : ndarray of int64, shape (2400,)
+    X_test : ndarray, shape (600, 490) or (600, 1, 49, 10)
+    y_test : ndarray of int64, shape (600,)
+
+    Notes
+    -----
+    No randomness: always the same clips in the stored order. ``load("keywords", seed=s)``
+    keeps this split and shuffles the rows of each part. The float16 features differ from the
+    float64 ones by at most 0.031 (half a float16 step at |c| < 64), under 0.5 % of any
+    coefficient's standard deviation. The features are not standardised: c0 (the log energy)
+    ranges over about -105 .. 32, the others over a few tens; scale them before training a
+    network. How the file was made (engines, voices, parameter ranges, seed), its licence, and
+    the voice and word of every clip: ``minisplit/data/KEYWORDS.md``.
+
+    References
+    ----------
+    P. Warden, "Speech Commands: A Dataset for Limited-Vocabulary Speech Recognition", 2018,
+    arXiv:1804.03209. Y. Zhang, N. Suda, L. Lai, V. Chandra, "Hello Edge: Keyword Spotting on
+    Microcontrollers", 2017, arXiv:1711.07128.
+
+    Examples
+    --------
+    >>> X_train, y_train, X_test, y_test = keywords(images=True)
+    >>> X_train.shape, X_test.shape, KEYWORD_CLASSES[int(y_test[-1])]
+    ((2400, 1, 49, 10), (600, 1, 49, 10), 'go')
+    """
+    check_bool(images, "images")
+    found = _read_keywords(_KEYWORDS_PATH)
+    shape = (-1, 1, _KEYWORD_FRAMES, _KEYWORD_COEFFICIENTS) if images else (
+        -1, _KEYWORD_FRAMES * _KEYWORD_COEFFICIENTS)
+    parts = []
+    for part in _KEYWORD_PARTS:
+        X = found[f"X_{part}"].astype(np.float64).reshape(shape)  # (n, 490) or (n, 1, 49, 10)
+        parts += [X, found[f"y_{part}"].astype(np.int64)]
+    return tuple(parts)
+
+
 # ----------------------------------------------------------------------------- CIFAR-10 files
 
 
@@ -601,6 +718,222 @@ def load_cifar10(path, n_train=None, n_test=None):
                    n_classes=10, class_names=names)
 
 
+# ----------------------------------------------------------------------------- Speech Commands
+
+
+def _wav(path):
+    """The samples of a 16 kHz mono 16-bit WAV file as float64 in [-1, 1): int16 / 32768."""
+    import scipy.io.wavfile  # scipy only when audio is read
+
+    try:
+        rate, samples = scipy.io.wavfile.read(path)
+    except (ValueError, EOFError) as error:  # scipy's complaint about a file that is not WAV
+        raise OSError(f"{path} must be a WAV file: {error}") from error
+    if rate != _SPEECH_RATE:
+        raise OSError(f"{path} must be sampled at {_SPEECH_RATE} Hz, got {rate} Hz")
+    if samples.ndim != 1:
+        raise OSError(f"{path} must be mono, got {samples.shape[1]} channels")
+    if samples.dtype != np.int16:
+        raise OSError(f"{path} must hold 16-bit integer samples, got {samples.dtype}")
+    return samples.astype(np.float64) / 32768.0  # (n_samples,)
+
+
+def _one_second(x):
+    """x padded with zeros at the end, or cut after its first second: (16000,)."""
+    clip = np.zeros(_SPEECH_RATE)  # (16000,)
+    n = min(_SPEECH_RATE, x.size)
+    clip[:n] = x[:n]
+    return clip
+
+
+def _speech_list(folder, name):
+    """The clips a split list names ("word/file.wav" per line), each checked to exist."""
+    path = folder / name
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing (a Speech Commands folder holds "
+                                f"{' and '.join(_SPEECH_LISTS.values())})")
+    names = {line.strip() for line in path.read_text(encoding="utf-8").splitlines()
+             if line.strip()}
+    for entry in sorted(names):
+        if not (folder / entry).is_file():
+            raise FileNotFoundError(f"{path} names {entry}, which is missing from {folder}")
+    return names
+
+
+def _speech_clips(folder):
+    """{part: [(relative path, label)]} for "training", "validation" and "testing"."""
+    words = sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("_"))
+    missing = [word for word in KEYWORD_CLASSES[2:] if word not in words]
+    if missing:
+        raise FileNotFoundError(f"{folder} must hold a folder of WAV files per keyword, "
+                                f"missing: {', '.join(missing)}")
+    lists = {part: _speech_list(folder, name) for part, name in _SPEECH_LISTS.items()}
+    both = lists["validation"] & lists["testing"]
+    if both:
+        raise OSError(f"{folder}: a clip must be in at most one of {_SPEECH_LISTS['validation']} "
+                      f"and {_SPEECH_LISTS['testing']}, got {len(both)} in both, e.g. "
+                      f"{sorted(both)[0]}")
+    clips = {"training": [], "validation": [], "testing": []}
+    for word in words:
+        label = KEYWORD_CLASSES.index(word) if word in KEYWORD_CLASSES[2:] else 1
+        for file in sorted((folder / word).glob("*.wav")):
+            entry = f"{word}/{file.name}"
+            part = next((p for p, names in lists.items() if entry in names), "training")
+            clips[part].append((entry, label))
+    return clips
+
+
+def _silence(noises, part, count, rng):
+    """``count`` one-second cuts (count, 16000) from the part's tenths of random noise files."""
+    low, high = _SILENCE_SPANS[part]
+    cuts = np.empty((count, _SPEECH_RATE))  # (count, 16000)
+    for i in range(count):
+        noise = noises[rng.integers(len(noises))]
+        start = rng.integers(noise.size * low // 10, noise.size * high // 10 - _SPEECH_RATE + 1)
+        cuts[i] = noise[start : start + _SPEECH_RATE]
+    return cuts
+
+
+def _speech_part(folder, clips, part, noises, silence_fraction, unknown_fraction, rng):
+    """MFCCs (n, 49, 10) and int64 labels (n,) of one part, rows shuffled."""
+    from minisplit.audio import mfcc_batch  # scipy only when audio is read
+
+    chosen = [clip for clip in clips if clip[1] >= 2]
+    n_keywords = len(chosen)
+    if n_keywords == 0:
+        raise OSError(f"{folder}: the {part} part must hold keyword clips, got none")
+    unknown = [clip for clip in clips if clip[1] == 1]
+    if unknown_fraction is not None:
+        n_unknown = min(len(unknown), math.ceil(unknown_fraction * n_keywords))
+        unknown = [unknown[i] for i in np.sort(rng.choice(len(unknown), n_unknown,
+                                                          replace=False))]
+    chosen += unknown
+    n_silence = math.ceil(silence_fraction * n_keywords)
+    features = []
+    for start in range(0, len(chosen), _SPEECH_CHUNK):
+        audio = np.stack([_one_second(_wav(folder / entry))
+                          for entry, _ in chosen[start : start + _SPEECH_CHUNK]])  # (m, 16000)
+        features.append(mfcc_batch(audio))  # (m, 49, 10)
+    if n_silence:
+        features.append(mfcc_batch(_silence(noises, part, n_silence, rng)))
+    X = np.concatenate(features)  # (n, 49, 10)
+    y = np.array([label for _, label in chosen] + [0] * n_silence, dtype=np.int64)  # (n,)
+    order = rng.permutation(len(y))
+    return X[order], y[order]
+
+
+def _speech_noises(folder):
+    """The background-noise recordings, each long enough for every part's silence cuts."""
+    noise_folder = folder / _SPEECH_NOISE
+    files = sorted(noise_folder.glob("*.wav")) if noise_folder.is_dir() else []
+    if not files:
+        raise FileNotFoundError(f"{noise_folder} must hold the background-noise WAV files the "
+                                "_silence_ clips are cut from (or pass silence_fraction=0)")
+    noises = [_wav(file) for file in files]
+    shortest = min(_SILENCE_SPANS.values(), key=lambda span: span[1] - span[0])
+    need = _SPEECH_RATE * 10 // (shortest[1] - shortest[0])
+    for file, noise in zip(files, noises):
+        if noise.size < need:
+            raise OSError(f"{file} must hold at least {need} samples ({need // _SPEECH_RATE} s, "
+                          f"so that each part's tenth holds a one-second cut), got {noise.size}")
+    return noises
+
+
+def load_speech_commands(path, validation=False, images=False, silence_fraction=0.1,
+                         unknown_fraction=0.1, seed=0):
+    """Read Google Speech Commands (v0.02 layout) from a folder you already have, as MFCCs.
+
+    The 12 classes of ``KEYWORD_CLASSES``: the ten keywords, "_unknown_" for every other word
+    folder, "_silence_" for one-second cuts of the background noise. Each WAV becomes
+    x = int16 / 32768, padded with zeros at the end or cut after its first second, then
+    ``minisplit.audio.mfcc_batch`` (49 x 10), as the shipped ``keywords`` data. The split is the
+    official one: ``testing_list.txt`` (or ``validation_list.txt``) is the test part, every clip
+    in neither list is training.
+
+    Per part, as TensorFlow's ``speech_commands`` input pipeline (used by Hello Edge) with its
+    default percentages: with K keyword clips in the part, ceil(unknown_fraction K) unknown
+    clips drawn at random from the part's other words (all of them if fewer), and
+    ceil(silence_fraction K) silence clips, each a one-second stretch at a random place in a
+    random file of ``_background_noise_``. Each noise file is cut in tenths of its length:
+    training silence comes from the first eight, validation from the ninth, testing from the
+    tenth, so no noise is in two parts.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The folder: one subfolder of 16 kHz mono 16-bit WAVs per word, ``_background_noise_``,
+        ``validation_list.txt`` and ``testing_list.txt`` (paths like ``yes/0a7c2a8d_nohash_0.wav``).
+        Subfolders whose names start with ``_`` are not words; other files are ignored.
+    validation : bool
+        Make the test part the validation list (for choosing settings) instead of the testing
+        list. The training part is the same either way.
+    images : bool
+        Return X as NCHW images (n, 1, 49, 10) instead of flat rows (n, 490).
+    silence_fraction : float
+        Silence clips per keyword clip in each part (>= 0; 0 needs no noise folder).
+    unknown_fraction : float or None
+        Unknown-word clips per keyword clip in each part (>= 0); None keeps them all.
+    seed : int or np.random.Generator
+        Draws the unknown clips and the silence cuts, and shuffles the rows of each part.
+
+    Returns
+    -------
+    Dataset
+        ``name="speech_commands"``, ``n_classes=12``, ``class_names=KEYWORD_CLASSES``, X float64
+        (n, 490) or (n, 1, 49, 10), y int64.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the folder, a list, a keyword's folder, a listed clip or the noise files are missing.
+    OSError
+        If a WAV is not a WAV file, not 16 kHz, not mono or not 16-bit; a noise file is shorter
+        than 10 s; a clip is in both lists; or a part has no keyword clips. The message names the
+        file.
+
+    Notes
+    -----
+    All of v0.02 (105,829 clips) takes about 0.4 GB as float64 MFCCs and minutes to read; the
+    audio is read and transformed 512 clips at a time, so it never all sits in memory.
+
+    References
+    ----------
+    P. Warden, "Speech Commands: A Dataset for Limited-Vocabulary Speech Recognition", 2018,
+    arXiv:1804.03209.
+
+    Examples
+    --------
+    Not run by the doctests (it needs the real folder, 2.3 GB)::
+
+        data = load_speech_commands("speech_commands_v0.02")
+        data.X_train.shape[1], data.class_names[:3]
+        # (490, ('_silence_', '_unknown_', 'yes'))
+    """
+    check_type(path, "path", (str, os.PathLike), "a str or os.PathLike (the Speech Commands "
+               "folder)")
+    check_bool(validation, "validation")
+    check_bool(images, "images")
+    silence_fraction = check_real(silence_fraction, "silence_fraction", low=0)
+    unknown_fraction = check_real(unknown_fraction, "unknown_fraction", low=0, none=True)
+    rng = make_rng(seed)
+    folder = Path(path)
+    if not folder.is_dir():
+        state = "is not a folder" if folder.exists() else "does not exist"
+        raise FileNotFoundError(f"Speech Commands folder {folder} {state} (expected one folder "
+                                "per word, _background_noise_ and the two split lists)")
+    clips = _speech_clips(folder)
+    noises = _speech_noises(folder) if silence_fraction > 0 else []
+    shape = (-1, 1, _KEYWORD_FRAMES, _KEYWORD_COEFFICIENTS) if images else (
+        -1, _KEYWORD_FRAMES * _KEYWORD_COEFFICIENTS)
+    parts = []
+    for part in ("training", "validation" if validation else "testing"):
+        X, y = _speech_part(folder, clips[part], part, noises, silence_fraction,
+                            unknown_fraction, rng)
+        parts += [X.reshape(shape), y]
+    return Dataset("speech_commands", "classification", *parts, n_classes=12,
+                   class_names=KEYWORD_CLASSES)
+
+
 # ----------------------------------------------------------------------------- splitting
 
 
@@ -663,7 +996,8 @@ class Dataset:
     Attributes
     ----------
     name : str
-        One of ``DATASETS``, or ``"cifar10"`` (from ``load_cifar10``).
+        One of ``DATASETS``, ``"cifar10"`` (from ``load_cifar10``) or ``"speech_commands"``
+        (from ``load_speech_commands``).
     task : str
         ``"regression"`` (y float64, (n, n_out)) or ``"classification"`` (y int64, (n,)).
     X_train, y_train, X_test, y_test : ndarray
@@ -671,7 +1005,7 @@ class Dataset:
         Number of classes; None for regression.
     class_names : tuple of str or None
         The name of each label 0 .. n_classes - 1 where the data has them ("fashion_mnist",
-        "cifar10"); None otherwise.
+        "keywords", "cifar10", "speech_commands"); None otherwise.
     """
 
     name: str
@@ -698,17 +1032,18 @@ def load(name, seed=0, test_fraction=None, **kwargs):
     ----------
     name : str
         One of ``DATASETS``: "rbf_teacher", "spirals", "moons", "blobs", "teacher_student",
-        "digits", "fashion_mnist".
+        "digits", "fashion_mnist", "keywords".
     seed : int or np.random.Generator
-        Drives both the data (for generated sets) and the split. For "fashion_mnist", whose
-        split is fixed, it only shuffles the rows within each part.
+        Drives both the data (for generated sets) and the split. For "fashion_mnist" and
+        "keywords", whose splits are fixed, it only shuffles the rows within each part.
     test_fraction : float or None
         Fraction of samples in the test part, strictly between 0 and 1; None means 0.25.
-        "fashion_mnist" keeps its own split (its test part is the original test images), so
-        for it test_fraction must be None: any number is refused rather than ignored.
+        "fashion_mnist" and "keywords" keep their own splits (the original test images; the
+        clips of voices that never speak in training), so for them test_fraction must be None:
+        any number is refused rather than ignored.
     **kwargs
         Passed to the data set's function, e.g. ``n_classes=3`` for "spirals" or
-        ``images=True`` for "digits" and "fashion_mnist".
+        ``images=True`` for "digits", "fashion_mnist" and "keywords".
 
     Returns
     -------
@@ -722,6 +1057,9 @@ def load(name, seed=0, test_fraction=None, **kwargs):
     >>> data = load("fashion_mnist", images=True)
     >>> data.X_train.shape, data.X_test.shape, data.class_names[9]
     ((6000, 1, 14, 14), (1000, 1, 14, 14), 'Ankle boot')
+    >>> data = load("keywords")
+    >>> data.X_train.shape, data.X_test.shape, data.class_names[2]
+    ((2400, 490), (600, 490), 'yes')
     """
     check_choice(name, "name", DATASETS)
     if "return_teacher" in kwargs:
@@ -732,8 +1070,8 @@ def load(name, seed=0, test_fraction=None, **kwargs):
     if entry.split:
         if test_fraction is not None:
             raise ValueError(
-                f"test_fraction must be None for {name!r}, whose test part is fixed (the "
-                f"original test images), got {test_fraction!r}"
+                f"test_fraction must be None for {name!r}, whose test part is fixed "
+                f"({entry.split}), got {test_fraction!r}"
             )
         X_train, y_train, X_test, y_test = X_y
         train, test = rng.permutation(len(y_train)), rng.permutation(len(y_test))
@@ -754,7 +1092,7 @@ class _Entry(NamedTuple):
     function: Callable  # returns (X, y), or (X_train, y_train, X_test, y_test) if split
     task: str  # "regression" or "classification"
     seeded: bool = True  # the function takes seed= (generated data)
-    split: bool = False  # the data comes with its own train/test split
+    split: str | None = None  # what the data's own fixed test part is, if it has one
     class_names: tuple[str, ...] | None = None
 
 
@@ -766,7 +1104,11 @@ _REGISTRY = {
     "teacher_student": _Entry(teacher_student, "regression"),
     "digits": _Entry(digits, "classification", seeded=False),
     "fashion_mnist": _Entry(
-        fashion_mnist, "classification", seeded=False, split=True,
+        fashion_mnist, "classification", seeded=False, split="the original test images",
         class_names=FASHION_MNIST_CLASSES,
+    ),
+    "keywords": _Entry(
+        keywords, "classification", seeded=False,
+        split="the clips of voices that never speak in training", class_names=KEYWORD_CLASSES,
     ),
 }

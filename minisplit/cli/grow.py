@@ -46,6 +46,7 @@ TASKS = {
     "teacher_student": Task({"n": 300}, start=1, budget=8),
     "digits": Task({}, start=4, budget=12, steps=100),
     "fashion_mnist": Task({}, start=4, budget=12, steps=100),
+    "keywords": Task({}, start=4, budget=12, steps=100),
 }
 DEFAULT_TASK = "spirals"
 #: The strategies (and reference runs) ``grow`` can compare, in table order.
