@@ -10,12 +10,12 @@ from hypothesis import strategies as st
 from minisplit.datasets import (
     DATASETS,
     Dataset,
-    _read_digits,
     blobs,
     digits,
     load,
     moons,
     rbf_teacher,
+    shipped,
     spirals,
     teacher_student,
     train_test_split,
@@ -274,20 +274,20 @@ def _write_npz(path, **arrays):
 def test_digits_file_with_wrong_contents_is_reported(tmp_path, arrays, match):
     path = _write_npz(tmp_path / "digits.npz", **arrays)
     with pytest.raises(OSError, match=match):
-        _read_digits(path)
+        shipped._read_digits(path)
 
 
 def test_digits_file_damaged_is_reported(tmp_path):
     garbage = tmp_path / "garbage.npz"
     garbage.write_bytes(b"this is not a zip file at all")
     with pytest.raises(OSError, match="corrupt"):
-        _read_digits(garbage)
+        shipped._read_digits(garbage)
     X, y = digits()
     whole = _write_npz(tmp_path / "whole.npz", X=(X * 16).astype(np.uint8), y=y.astype(np.uint8))
     truncated = tmp_path / "truncated.npz"
     truncated.write_bytes(whole.read_bytes()[:1000])
     with pytest.raises(OSError, match="corrupt"):
-        _read_digits(truncated)
+        shipped._read_digits(truncated)
 
 
 # ----------------------------------------------------------------------------- load

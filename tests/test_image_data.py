@@ -7,14 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from minisplit import datasets
 from minisplit.datasets import (
     FASHION_MNIST_CLASSES,
     Dataset,
-    _read_fashion_mnist,
+    cifar10,
     fashion_mnist,
     load,
     load_cifar10,
+    shipped,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -107,7 +107,7 @@ def test_fashion_mnist_bad_input():
 
 
 def _shipped():
-    with np.load(datasets._FASHION_PATH, allow_pickle=False) as archive:
+    with np.load(shipped._FASHION_PATH, allow_pickle=False) as archive:
         return {name: archive[name] for name in archive.files}
 
 
@@ -127,14 +127,14 @@ def test_fashion_mnist_file_with_wrong_contents_is_reported(tmp_path, change, ma
     path = tmp_path / "fashion_mnist.npz"
     np.savez_compressed(path, **arrays)
     with pytest.raises(OSError, match=f"corrupt or incomplete .*{match}"):
-        _read_fashion_mnist(path)
+        shipped._read_fashion_mnist(path)
 
 
 def test_fashion_mnist_file_damaged_is_reported(tmp_path):
     truncated = tmp_path / "truncated.npz"
-    truncated.write_bytes(datasets._FASHION_PATH.read_bytes()[:5000])
+    truncated.write_bytes(shipped._FASHION_PATH.read_bytes()[:5000])
     with pytest.raises(OSError, match="truncated.npz is corrupt or incomplete"):
-        _read_fashion_mnist(truncated)
+        shipped._read_fashion_mnist(truncated)
 
 
 # ----------------------------------------------------------------------------- build script
@@ -221,7 +221,7 @@ def _write_cifar10(folder, records=RECORDS, seed=0):
 
 @pytest.fixture
 def small_records(monkeypatch):
-    monkeypatch.setattr(datasets, "_CIFAR10_RECORDS", RECORDS)
+    monkeypatch.setattr(cifar10, "_CIFAR10_RECORDS", RECORDS)
 
 
 def test_cifar10_reads_every_record_in_file_order(tmp_path, small_records):

@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 import scipy.io.wavfile
 
-from minisplit import datasets
 from minisplit.audio import mfcc_batch
 from minisplit.datasets import (
     KEYWORD_CLASSES,
     Dataset,
-    _read_keywords,
     keywords,
     load,
     load_speech_commands,
+    shipped,
+    speech_commands,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,7 +37,7 @@ build_script = _import_build_script()
 
 
 def _shipped():
-    with np.load(datasets._KEYWORDS_PATH, allow_pickle=False) as archive:
+    with np.load(shipped._KEYWORDS_PATH, allow_pickle=False) as archive:
         return {name: archive[name] for name in archive.files}
 
 
@@ -79,7 +79,7 @@ def test_keyword_class_names():
 
 
 def test_keywords_voices_are_disjoint_between_train_and_test():
-    found = _read_keywords(datasets._KEYWORDS_PATH)
+    found = shipped._read_keywords(shipped._KEYWORDS_PATH)
     names = found["voices"].tolist()
     train = set(found["voice_train"].tolist()) - {-1}
     test = set(found["voice_test"].tolist()) - {-1}
@@ -101,7 +101,7 @@ def test_keywords_voices_are_disjoint_between_train_and_test():
 
 
 def test_keywords_words_match_their_classes():
-    found = _read_keywords(datasets._KEYWORDS_PATH)
+    found = shipped._read_keywords(shipped._KEYWORDS_PATH)
     words = found["words"].tolist()
     for part in ("train", "test"):
         y, word, voice = found[f"y_{part}"], found[f"word_{part}"], found[f"voice_{part}"]
@@ -160,14 +160,14 @@ def test_keywords_file_with_wrong_contents_is_reported(tmp_path, change, match):
     path = tmp_path / "keywords.npz"
     np.savez_compressed(path, **arrays)
     with pytest.raises(OSError, match=f"corrupt or incomplete .*{match}"):
-        _read_keywords(path)
+        shipped._read_keywords(path)
 
 
 def test_keywords_file_damaged_is_reported(tmp_path):
     truncated = tmp_path / "truncated.npz"
-    truncated.write_bytes(datasets._KEYWORDS_PATH.read_bytes()[:5000])
+    truncated.write_bytes(shipped._KEYWORDS_PATH.read_bytes()[:5000])
     with pytest.raises(OSError, match="truncated.npz is corrupt or incomplete"):
-        _read_keywords(truncated)
+        shipped._read_keywords(truncated)
 
 
 # ----------------------------------------------------------------------------- build script
@@ -292,7 +292,7 @@ def _match(rows, candidates):
 
 def _silence_candidates(folder, part):
     """MFCCs (n, 490) of every distinct one-second cut of the part's span of each noise file."""
-    low, high = (TENTH * t for t in datasets._SILENCE_SPANS[part])
+    low, high = (TENTH * t for t in speech_commands._SILENCE_SPANS[part])
     cuts = []
     for file in sorted((folder / "_background_noise_").glob("*.wav")):
         noise = scipy.io.wavfile.read(file)[1] / 32768.0
@@ -354,8 +354,8 @@ def test_speech_commands_draws_unknown_clips_as_tensorflow_does(speech_folder):
 def test_silence_cuts_stay_in_their_part_of_the_noise():
     noise = np.arange(10 * RATE, dtype=np.float64)  # (160000,): a sample says where it was
     rng = np.random.default_rng(0)
-    for part, (low, high) in datasets._SILENCE_SPANS.items():
-        cuts = datasets._silence([noise], part, 50, rng)  # (50, 16000)
+    for part, (low, high) in speech_commands._SILENCE_SPANS.items():
+        cuts = speech_commands._silence([noise], part, 50, rng)  # (50, 16000)
         np.testing.assert_array_equal(np.diff(cuts, axis=1), 1)  # contiguous seconds
         assert cuts[:, 0].min() >= low * RATE and cuts[:, -1].max() < high * RATE
 
