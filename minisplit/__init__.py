@@ -39,12 +39,14 @@ from minisplit.layers import (
     AvgPool2d,
     Conv2d,
     Dense,
+    DepthwiseConv2d,
     Flatten,
     GlobalAvgPool2d,
     Layer,
     NeuronLayer,
     Prototypes,
     ReadingLayer,
+    UnitCarryingLayer,
 )
 from minisplit.losses import LOSSES, get_loss
 from minisplit.network import (
@@ -104,6 +106,7 @@ __all__ = [
     "AvgPool2d",
     "Conv2d",
     "Dense",
+    "DepthwiseConv2d",
     "Flatten",
     "GlobalAvgPool2d",
     "Head",
@@ -113,6 +116,7 @@ __all__ = [
     "Prototypes",
     "RBF",
     "ReadingLayer",
+    "UnitCarryingLayer",
     "add_neurons",
     "audio",
     "carry_state",

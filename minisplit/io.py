@@ -29,7 +29,16 @@ import numpy as np
 
 from minisplit._checks import check_type
 from minisplit._files import write_atomic
-from minisplit.layers import RBF, AvgPool2d, Conv2d, Dense, Flatten, GlobalAvgPool2d, Prototypes
+from minisplit.layers import (
+    RBF,
+    AvgPool2d,
+    Conv2d,
+    Dense,
+    DepthwiseConv2d,
+    Flatten,
+    GlobalAvgPool2d,
+    Prototypes,
+)
 from minisplit.network import Head, Network
 
 #: Value of the ``format`` field; a file without it is not a minisplit network.
@@ -40,6 +49,7 @@ VERSION = 1
 LAYER_TYPES = {
     "Dense": Dense,
     "Conv2d": Conv2d,
+    "DepthwiseConv2d": DepthwiseConv2d,
     "AvgPool2d": AvgPool2d,
     "GlobalAvgPool2d": GlobalAvgPool2d,
     "Flatten": Flatten,

@@ -1,5 +1,5 @@
 """Figures of growth runs, drawn from a History or a Comparison alone (and of pruning, from a
-Sensitivity record).
+Sensitivity record or the gamma of a network's batch-normalised layers).
 
 Every function builds a :class:`matplotlib.figure.Figure` on the Agg canvas
 (no pyplot, no global state, no display needed), saves it to ``path`` when one
@@ -13,10 +13,11 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from minisplit._checks import check_choice, check_type
+from minisplit._checks import check_bool, check_choice, check_int, check_real, check_type
 from minisplit.growth.comparison import METRICS, Comparison
 from minisplit.growth.history import History
-from minisplit.pruning import Sensitivity
+from minisplit.network import Network
+from minisplit.pruning import Sensitivity, bn_layers
 
 
 def _figure(width=6.4, height=4.0):
@@ -251,6 +252,74 @@ def plot_sensitivity(result, path=None, title=None) -> Figure:
     ax.set_xlabel(f"fraction of the layer's units pruned ({result.criterion})")
     ax.set_ylabel(f"validation {result.metric}")
     ax.set_title(title or "pruning sensitivity, one layer at a time, no retraining")
+    ax.legend(fontsize="small")
+    return _finish(fig, path)
+
+
+def plot_gamma_histogram(net, path=None, threshold=None, absolute=True, bins=20,
+                         title=None) -> Figure:
+    """Histograms of the batch-norm scales gamma, one outline per batch-normalised layer.
+
+    Drawn before Bn-prune (docs/pruning.md): after training with the sparsity penalty most
+    |gamma| sit near 0 and a few stay large; the global threshold (``BnPlan.threshold``),
+    when given, is a dashed vertical line, and the units at or left of it are the ones
+    removed. All layers share the bins, so the outlines compare directly.
+
+    Parameters
+    ----------
+    net : Network
+        With at least one batch-normalised layer (its trunk's, :func:`minisplit.pruning.
+        bn_layers`).
+    path : str or os.PathLike or None
+    threshold : float or None
+        A |gamma| to mark (only with ``absolute``).
+    absolute : bool
+        True: |gamma| on [0, max |gamma|] (what Bn-prune ranks); False: signed gamma.
+    bins : int
+        >= 1 equal bins over the range of all layers' values.
+    title : str or None
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import minisplit as ms
+    >>> fig = plot_gamma_histogram(ms.testnets.conv_bn()[0], threshold=1.0)
+    >>> [patch.get_label() for patch in fig.axes[0].patches]
+    ['layer 0 (3 channels)', 'layer 1 (2 channels)']
+    """
+    check_type(net, "net", Network)
+    absolute = check_bool(absolute, "absolute")
+    bins = check_int(bins, "bins", low=1)
+    layers = bn_layers(net)
+    if not layers:
+        raise ValueError("net must have a batch-normalised layer (batch_norm=True), got none")
+    if threshold is not None:
+        if not absolute:
+            raise ValueError("threshold must be None with absolute=False (it is a |gamma|), "
+                             f"got {threshold!r}")
+        threshold = check_real(threshold, "threshold", low=0)
+    values = {layer: np.abs(net.layers[layer].gamma) if absolute else net.layers[layer].gamma
+              for layer in layers}
+    pooled = np.concatenate(list(values.values()))
+    low, high = (0.0, float(pooled.max())) if absolute else (float(pooled.min()),
+                                                             float(pooled.max()))
+    if high <= low:  # every value equal: a unit-wide range around it
+        low, high = (0.0, 1.0) if absolute and high == 0 else (low - 0.5, high + 0.5)
+    edges = np.linspace(low, high, bins + 1)  # (bins + 1,)
+    fig, ax = _figure()
+    for colour, (layer, v) in enumerate(values.items()):
+        counts, _ = np.histogram(v, bins=edges)
+        ax.stairs(counts, edges, color=f"C{colour}", lw=1.4,
+                  label=f"layer {layer} ({v.size} channels)")
+    if threshold is not None:
+        ax.axvline(threshold, color="k", ls="--", lw=0.9, label=f"threshold {threshold:.3g}")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("|gamma|" if absolute else "gamma")
+    ax.set_ylabel("channels")
+    ax.set_title(title or "batch-norm scales per layer")
     ax.legend(fontsize="small")
     return _finish(fig, path)
 

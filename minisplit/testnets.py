@@ -9,8 +9,8 @@ call works), the activation, the loss and a seed, and returns
 ``(net, X, y)``. Everything is drawn from one Generator, in this order:
 
 - the layers, first to last: each layer's own initialisation, then a bias uniform in
-  [-0.5, 0.5] for every Dense and Conv2d layer (their initialisation has b = 0, a point
-  where some second-derivative terms vanish and a wrong formula could pass);
+  [-0.5, 0.5] for every Dense, Conv2d and DepthwiseConv2d layer (their initialisation has
+  b = 0, a point where some second-derivative terms vanish and a wrong formula could pass);
 - the inputs ``X``: uniform in [-2, 2] for vectors (N, n_in), [-1, 1] for images
   (N, c_in, side, side) or (N, c_in, height, width);
 - the targets ``y``: for ``"mse"`` (N, n_out) uniform in [-1, 1]; for ``"cross_entropy"``
@@ -28,6 +28,11 @@ samples; splitting refuses train mode, so none is growable there). The train-mod
 small, and the larger epsilon keeps 1/sqrt(var + eps) <= 3.2, so the finite-difference
 checks stay well conditioned on every problem Hypothesis draws.
 
+The ``depthwise`` architectures are a separable block (a 1x1 pointwise Conv2d, a
+DepthwiseConv2d, a 1x1 Conv2d, global average pooling, a Dense head), plain and batch-normalised
+in both modes: the pointwise layer is growable through the depthwise one (its surgery copies
+the depthwise filter), the depthwise layer is not (docs/surgery.md, "Separable blocks").
+
 The record also lists the *growable* layers (neuron layers whose units a linear reader
 takes: the layers splitting surgery can grow) and the activations that apply (none for
 an RBF network, whose neurons have no activation).
@@ -43,7 +48,15 @@ import numpy as np
 
 from minisplit._checks import check_choice, check_int, make_rng
 from minisplit.activations import ACTIVATIONS
-from minisplit.layers import RBF, AvgPool2d, Conv2d, Dense, Flatten, GlobalAvgPool2d
+from minisplit.layers import (
+    RBF,
+    AvgPool2d,
+    Conv2d,
+    Dense,
+    DepthwiseConv2d,
+    Flatten,
+    GlobalAvgPool2d,
+)
 from minisplit.losses import LOSSES
 from minisplit.network import Network, flatten
 
@@ -447,6 +460,86 @@ def conv_bn_train(
         padding2=padding2, n_out=n_out))
 
 
+def _depthwise(batch_norm, mode, activation, loss, seed, sizes):
+    rng = _start(activation, loss, seed, ALL_ACTIVATIONS, **sizes)
+    n, c_in, c1, c2 = sizes["n"], sizes["c_in"], sizes["channels1"], sizes["channels2"]
+    geometry = {key: tuple(sizes[f"{key}{axis}"] for axis in ("_h", "_w"))
+                for key in ("kernel", "stride", "padding")}
+    for axis, name, i in (("_h", "height", 0), ("_w", "width", 1)):
+        _conv_side(sizes[name], geometry["kernel"][i], geometry["stride"][i],
+                   geometry["padding"][i], name, axis)
+    eps = _bn_eps(mode)
+    convs = [
+        Conv2d(c_in, c1, 1, activation=activation, batch_norm=batch_norm, bn_eps=eps, seed=rng),
+        DepthwiseConv2d(c1, geometry["kernel"], geometry["stride"], geometry["padding"],
+                        activation, batch_norm=batch_norm, bn_eps=eps, seed=rng),
+        Conv2d(c1, c2, 1, activation=activation, batch_norm=batch_norm, bn_eps=eps, seed=rng),
+    ]
+    layers = [_random_bn(obj, rng) if batch_norm else _random_bias(obj, rng) for obj in convs]
+    layers += [GlobalAvgPool2d(), _dense(c2, sizes["n_out"], "identity", rng)]
+    X = rng.uniform(-1.0, 1.0, size=(n, c_in, sizes["height"], sizes["width"]))
+    return _finish(layers, loss, X, sizes["n_out"], rng, mode)
+
+
+def depthwise(
+    *, activation="tanh", loss="mse", seed=0, n=6, c_in=2, height=5, width=6, channels1=3,
+    kernel_h=3, kernel_w=2, stride_h=1, stride_w=2, padding_h=1, padding_w=0, channels2=3,
+    n_out=2,
+):
+    """A separable block: Conv2d(1x1) -> DepthwiseConv2d -> Conv2d(1x1) -> GAP -> Dense.
+
+    Conv2d(c_in -> channels1, 1x1), DepthwiseConv2d(channels1) with kernel ``(kernel_h,
+    kernel_w)``, stride ``(stride_h, stride_w)`` and padding ``(padding_h, padding_w)`` on
+    ``height`` x ``width`` images, Conv2d(channels1 -> channels2, 1x1), global average
+    pooling, Dense(channels2 -> n_out); every convolution with ``activation``. The default:
+    5x6 images, a 3x2 depthwise kernel with stride (1, 2) and padding (1, 0) -> 5x3 maps.
+    Other arguments as in :func:`conv_gap`.
+
+    Examples
+    --------
+    >>> net, X, y = depthwise()
+    >>> [type(obj).__name__ for obj in net.layers[:3]], net.layers[1].output_shape(5, 6)
+    (['Conv2d', 'DepthwiseConv2d', 'Conv2d'], (5, 3))
+    """
+    return _depthwise(False, "train", activation, loss, seed, _depthwise_sizes(locals()))
+
+
+def depthwise_bn(
+    *, activation="tanh", loss="mse", seed=0, n=6, c_in=2, height=5, width=6, channels1=3,
+    kernel_h=3, kernel_w=2, stride_h=1, stride_w=2, padding_h=1, padding_w=0, channels2=3,
+    n_out=2,
+):
+    """:func:`depthwise` with its three convolutions batch-normalised, in eval mode.
+
+    Examples
+    --------
+    >>> net, X, y = depthwise_bn()
+    >>> net.mode, net.layers[1].param_names
+    ('eval', ('W', 'gamma', 'beta'))
+    """
+    return _depthwise(True, "eval", activation, loss, seed, _depthwise_sizes(locals()))
+
+
+def depthwise_bn_train(
+    *, activation="tanh", loss="mse", seed=0, n=6, c_in=2, height=5, width=6, channels1=3,
+    kernel_h=3, kernel_w=2, stride_h=1, stride_w=2, padding_h=1, padding_w=0, channels2=3,
+    n_out=2,
+):
+    """:func:`depthwise_bn` in train mode, ``bn_eps`` = :data:`TRAIN_BN_EPS`.
+
+    Examples
+    --------
+    >>> depthwise_bn_train()[0].mode
+    'train'
+    """
+    return _depthwise(True, "train", activation, loss, seed, _depthwise_sizes(locals()))
+
+
+def _depthwise_sizes(arguments) -> dict:
+    """The sizes among a depthwise builder's arguments (all but activation, loss, seed)."""
+    return {k: v for k, v in arguments.items() if k not in NOT_SIZES}
+
+
 # ---- the table -----------------------------------------------------------------------------
 
 
@@ -508,5 +601,8 @@ ARCHITECTURES = {
         Architecture("dense_bn_train", dense_bn_train, (), ALL_ACTIVATIONS),
         Architecture("conv_bn", conv_bn, (0, 1), ALL_ACTIVATIONS),
         Architecture("conv_bn_train", conv_bn_train, (), ALL_ACTIVATIONS),
+        Architecture("depthwise", depthwise, (0, 2), ALL_ACTIVATIONS),
+        Architecture("depthwise_bn", depthwise_bn, (0, 2), ALL_ACTIVATIONS),
+        Architecture("depthwise_bn_train", depthwise_bn_train, (), ALL_ACTIVATIONS),
     )
 }

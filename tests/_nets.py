@@ -90,6 +90,16 @@ def _conv_gap_sizes(draw):
     return sizes
 
 
+@st.composite
+def _depthwise_sizes(draw):
+    # the pointwise widths, then each axis its own depthwise geometry
+    sizes = {"c_in": draw(channels), "channels1": draw(widths), "channels2": draw(widths)}
+    for axis, name in (("_h", "height"), ("_w", "width")):
+        side, geometry = draw(conv_geometry(draw(st.integers(1, 3)), axis))
+        sizes.update({name: side, **geometry})
+    return sizes
+
+
 #: Per architecture of the table, the strategy of its sizes other than ``n`` and ``n_out``.
 SIZES = {
     "dense": st.fixed_dictionaries({"n_in": widths, "width": widths}),
@@ -106,6 +116,9 @@ SIZES = {
     "dense_bn_train": st.fixed_dictionaries({"n_in": widths, "width1": widths, "width2": widths}),
     "conv_bn": _conv_conv_sizes(),
     "conv_bn_train": _conv_conv_sizes(),
+    "depthwise": _depthwise_sizes(),
+    "depthwise_bn": _depthwise_sizes(),
+    "depthwise_bn_train": _depthwise_sizes(),
 }
 
 

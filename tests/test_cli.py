@@ -38,10 +38,10 @@ def table_rows(text):
     return rows
 
 
-#: The verified layer types with an activation: Dense and Conv2d, each also with batch norm
-#: in train mode and in eval mode (one row each).
+#: The verified layer types with an activation: Dense, Conv2d and DepthwiseConv2d (DWConv),
+#: each also with batch norm in train mode and in eval mode (one row each).
 NEURON_TYPES = ("Dense", "Dense+BN/train", "Dense+BN/eval", "Conv2d", "Conv2d+BN/train",
-                "Conv2d+BN/eval")
+                "Conv2d+BN/eval", "DWConv", "DWConv+BN/train", "DWConv+BN/eval")
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +120,8 @@ def test_verify_fails_when_a_derivative_is_wrong(monkeypatch, capsys):
     failed = {row[:3] for row in table_rows(text) if row[3] == "FAIL"}
     assert failed == {(layer, "tanh", loss) for layer in NEURON_TYPES for loss in LOSSES}
     assert f"FAILED: {len(failed)} of {len(table_rows(text))} networks exceed" in text
-    assert len(failed) == 12  # Dense and Conv2d, without BN and with BN in either mode
+    # Dense, Conv2d and DepthwiseConv2d, without BN and with BN in either mode
+    assert len(failed) == 18
 
 
 def test_verify_options_are_parsed(monkeypatch):

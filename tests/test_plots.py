@@ -95,3 +95,43 @@ def test_plot_sensitivity_draws_each_layer_and_the_baseline(tmp_path):
     assert fig.axes[0].get_ylabel() == "validation accuracy"
     with pytest.raises(TypeError, match="result must be a Sensitivity"):
         plots.plot_sensitivity(result.curves)
+
+
+def test_plot_gamma_histogram_counts_each_layer_on_shared_bins(tmp_path):
+    from matplotlib.patches import StepPatch
+
+    from minisplit import pruning, testnets
+
+    net, _, _ = testnets.conv_bn(channels1=4, channels2=3)
+    plan = pruning.bn_plan(net, 0.5)
+    path = tmp_path / "gamma.png"
+    fig = plots.plot_gamma_histogram(net, path, threshold=plan.threshold, bins=5)
+    assert path.read_bytes().startswith(PNG)
+    ax = fig.axes[0]
+    steps = [p for p in ax.patches if isinstance(p, StepPatch)]
+    assert [p.get_label() for p in steps] == ["layer 0 (4 channels)", "layer 1 (3 channels)"]
+    largest = max(np.abs(net.layers[i].gamma).max() for i in (0, 1))
+    for patch, layer in zip(steps, (0, 1)):
+        counts, edges, _ = patch.get_data()
+        np.testing.assert_allclose(edges, np.linspace(0.0, largest, 6), rtol=1e-15)
+        expected, _ = np.histogram(np.abs(net.layers[layer].gamma), bins=edges)
+        np.testing.assert_array_equal(counts, expected)
+        assert counts.sum() == net.layers[layer].n_neurons
+    threshold = [line for line in ax.lines if line.get_linestyle() == "--"]
+    assert len(threshold) == 1 and threshold[0].get_xdata()[0] == plan.threshold
+    signed = plots.plot_gamma_histogram(pruning.init_gamma(net, -0.5), absolute=False)
+    assert signed.axes[0].get_xlabel() == "gamma" and not signed.axes[0].lines
+
+
+def test_plot_gamma_histogram_refusals():
+    from minisplit import testnets
+
+    with pytest.raises(TypeError, match="net must be a Network"):
+        plots.plot_gamma_histogram([1.0])
+    with pytest.raises(ValueError, match="net must have a batch-normalised layer"):
+        plots.plot_gamma_histogram(testnets.dense()[0])
+    net = testnets.dense_bn()[0]
+    with pytest.raises(ValueError, match="threshold must be None with absolute=False"):
+        plots.plot_gamma_histogram(net, threshold=0.5, absolute=False)
+    with pytest.raises(ValueError, match="bins must be an integer >= 1, got 0"):
+        plots.plot_gamma_histogram(net, bins=0)

@@ -1,4 +1,4 @@
-"""Pruning: channel surgery (remove_units), L1-prune, the sensitivity analysis.
+"""Pruning: channel surgery (remove_units), L1-prune, the sensitivity analysis, Bn-prune.
 
 ``remove_units`` drops units and the reader's weights on them (docs/pruning.md). Removing a
 unit the reader gives zero weight keeps the function; so does folding a constant unit into
@@ -8,22 +8,39 @@ differences are summation orders, so outputs agree to a few ulps of their scale.
 
 import numpy as np
 import pytest
+from _nets import default_problem
 
 import minisplit as ms
-from minisplit import Network, pruning
+from minisplit import Network, gradcheck, pruning
 from minisplit.growth.sizes import count_flops, unit_costs
-from minisplit.layers import RBF, Conv2d, Dense, Flatten
-from minisplit.splitting import grown_parts, reader_index, regrow
-from minisplit.testnets import ARCHITECTURES, conv_conv, conv_pool, dense, rbf_dense
+from minisplit.layers import RBF, Conv2d, Dense, DepthwiseConv2d, Flatten
+from minisplit.network import flatten
+from minisplit.splitting import carriers, grown_parts, reader_index, regrow
+from minisplit.testnets import (
+    ARCHITECTURES,
+    conv_bn,
+    conv_bn_train,
+    conv_conv,
+    conv_pool,
+    dense,
+    dense_bn,
+    dense_bn_train,
+    depthwise_bn,
+    depthwise_bn_train,
+    rbf_dense,
+)
 
 EPS = np.finfo(np.float64).eps
 
 #: (architecture, layer) for every growable layer; tanh where an activation applies.
 PAIRS = [(arch.name, layer) for arch in ARCHITECTURES.values() for layer in arch.growable]
-#: The pairs whose neurons are Dense or Conv2d with a bias (those have constant units to
-#: fold; the batch-normalised ones, without a bias, fold in tests/test_batchnorm.py).
+#: The pairs whose neurons are Dense or Conv2d with a bias, read with no unit-carrying
+#: layer in between (those have constant units to fold; the batch-normalised ones, without a
+#: bias, fold in tests/test_batchnorm.py; through a depthwise layer folding is refused,
+#: tests/test_depthwise.py).
 FILTER_PAIRS = [(name, layer) for name, layer in PAIRS
-                if (not name.startswith("rbf") or layer > 0) and "_bn" not in name]
+                if (not name.startswith("rbf") or layer > 0) and "_bn" not in name
+                and not carriers(default_problem(ARCHITECTURES[name])[0], layer)]
 
 
 def build(name, **sizes):
@@ -155,7 +172,7 @@ def test_sizes_after_removal_match_the_arrays(name, layer):
     A, by_hand = X[:1], 0
     for obj in small.layers:
         A = obj.forward(A)[0]
-        if isinstance(obj, Conv2d):
+        if isinstance(obj, (Conv2d, DepthwiseConv2d)):
             by_hand += obj.W.size * A.shape[2] * A.shape[3]
         elif isinstance(obj, (Dense, RBF)):
             by_hand += obj.params[0].size
@@ -267,8 +284,8 @@ def test_l1_prune_refusals():
         pruning.l1_prune(net, {0: 0.5})
     with pytest.raises(ValueError, match="layer 2 is the output layer"):
         pruning.l1_prune(net, {2: 0.5})
-    with pytest.raises(ValueError, match="criterion must be one of 'l1', got 'bn'"):
-        pruning.prune(net, {1: 0.5}, criterion="bn")
+    with pytest.raises(ValueError, match="criterion must be one of 'l1', 'bn', got 'l2'"):
+        pruning.prune(net, {1: 0.5}, criterion="l2")
 
 
 # ------------------------------------------------------------------ sensitivity
@@ -343,3 +360,302 @@ def test_chosen_ratios_prune_and_fine_tune():
     assert pruned.layers[0].n_neurons == 2
     tuned = ms.train(pruned, X, y, ms.Adam(lr=0.01), steps=30)
     assert tuned.net.loss(X, y) < pruned.loss(X, y)
+
+
+# ------------------------------------------------------------------ Bn-prune: the penalty
+
+BN_BUILDERS = {"dense_bn": dense_bn, "dense_bn_train": dense_bn_train, "conv_bn": conv_bn,
+               "conv_bn_train": conv_bn_train, "depthwise_bn": depthwise_bn,
+               "depthwise_bn_train": depthwise_bn_train}
+
+
+def with_gammas(net, gammas):
+    """A copy of net with these gamma arrays ({layer: (n,)}), everything else kept."""
+    new = net.copy()
+    for layer, gamma in gammas.items():
+        obj = new.layers[layer]
+        obj.set_params([np.asarray(gamma, dtype=np.float64) if name == "gamma" else p
+                        for name, p in zip(obj.param_names, obj.params)])
+    return new
+
+
+def signed_gammas(net, seed=0):
+    """Every BN layer's gamma with mixed signs, |gamma| in [0.2, 1.2]: away from the kink."""
+    rng = np.random.default_rng(seed)
+    return with_gammas(net, {layer: rng.choice([-1.0, 1.0], net.layers[layer].n_neurons)
+                             * rng.uniform(0.2, 1.2, net.layers[layer].n_neurons)
+                             for layer in pruning.bn_layers(net)})
+
+
+def gamma_slots(net):
+    """Mask (P,) of the gamma entries of the flat parameter vector."""
+    return flatten([np.full(p.shape, name == "gamma") for obj in net.all_layers
+                    for name, p in zip(obj.param_names, obj.params)]).astype(bool)
+
+
+@pytest.mark.parametrize("name", BN_BUILDERS)
+def test_the_gamma_penalty_is_in_the_objective_and_its_gradient(name):
+    net, X, y = BN_BUILDERS[name]()
+    plain = signed_gammas(net)
+    lam = 0.3
+    slim = pruning.with_gamma_l1(plain, lam)
+    gammas = np.concatenate([plain.layers[i].gamma for i in pruning.bn_layers(plain)])
+    assert (gammas < 0).any() and (gammas > 0).any()
+    # the value: L + lambda sum |gamma|
+    penalty = lam * np.abs(gammas).sum()
+    assert pruning.gamma_penalty(slim) == pytest.approx(penalty, rel=1e-15)
+    value, grads = slim.loss_and_grad(X, y)
+    plain_value, plain_grads = plain.loss_and_grad(X, y)
+    assert value == pytest.approx(plain_value + penalty, rel=1e-14)
+    assert slim.loss(X, y) == value
+    terms = pruning.penalised_loss(slim, X, y)
+    assert (terms.total, terms.loss) == (value, plain_value)
+    assert terms.penalty == pruning.gamma_penalty(slim)
+    # the gradient: + lambda sign(gamma) in the gamma slots, nothing elsewhere
+    g, g0, mask = flatten(grads), flatten(plain_grads), gamma_slots(slim)
+    np.testing.assert_array_equal(g[~mask], g0[~mask])
+    np.testing.assert_allclose(g[mask] - g0[mask], lam * np.sign(gammas), rtol=0, atol=4 * EPS)
+    # ...and it is the gradient of the penalised objective: central differences (h = 1e-5
+    # moves no gamma across 0, as |gamma| >= 0.2)
+    x0 = flatten(slim.params)
+
+    def fun(x):
+        return slim.with_params(x).loss(X, y)
+
+    def grad(x):
+        return flatten(slim.with_params(x).loss_and_grad(X, y)[1])
+
+    assert gradcheck.gradient_error(fun, grad, x0, seed=1) < gradcheck.TOLERANCE
+    # without the penalty term the gradient would be wrong there: the check can fail
+    assert gradcheck.gradient_error(fun, lambda x: flatten(plain.with_params(x).loss_and_grad(
+        X, y)[1]), x0, seed=1) > 1e-3
+
+
+@pytest.mark.parametrize("name", BN_BUILDERS)
+def test_the_gamma_penalty_has_no_curvature(name):
+    net, X, y = BN_BUILDERS[name]()
+    plain = signed_gammas(net, seed=2)
+    slim = pruning.with_gamma_l1(plain, 0.3)
+    V = np.random.default_rng(3).standard_normal(slim.n_params)
+    for a, b in zip(slim.hvp(X, y, V), plain.hvp(X, y, V), strict=True):
+        np.testing.assert_array_equal(a, b)  # H V of L_s is H V of L: |gamma| is flat
+
+    def grad(x):
+        return flatten(slim.with_params(x).loss_and_grad(X, y)[1])
+
+    def hvp(x, u):
+        return flatten(slim.with_params(x).hvp(X, y, u))
+
+    assert gradcheck.hvp_error(grad, hvp, flatten(slim.params), seed=4) < gradcheck.TOLERANCE
+
+
+def test_the_subgradient_at_gamma_zero_is_zero():
+    net, X, y = dense_bn()
+    plain = with_gammas(net, {0: [0.0, 0.7, -0.4]})
+    grads = pruning.with_gamma_l1(plain, 0.5).loss_and_grad(X, y)[1]
+    plain_grads = plain.loss_and_grad(X, y)[1]
+    # params: W0, gamma0, beta0, W1, gamma1, ...: gamma0 is entry 1
+    np.testing.assert_allclose(grads[1] - plain_grads[1], [0.0, 0.5, -0.5], rtol=0, atol=4 * EPS)
+
+
+def test_train_reports_the_penalised_objective_and_shrinks_gamma():
+    net, X, y = dense_bn(n=12)
+    start = pruning.init_gamma(net, 0.5)
+    slim = pruning.with_gamma_l1(start, 0.05)
+    result = ms.train(slim, X, y, ms.SGD(lr=0.05, momentum=0.0), steps=40)
+    assert result.losses[0] == slim.loss(X, y)  # full batch: the objective before step 0
+    assert result.losses[0] == pytest.approx(start.loss(X, y) + 0.05 * 7 * 0.5, rel=1e-14)
+    assert result.net.layers[0].gamma_l1 == 0.05  # training keeps the setting
+    plain = ms.train(start, X, y, ms.SGD(lr=0.05, momentum=0.0), steps=40).net
+    assert pruning.gamma_penalty(plain) == 0.0
+    shrunk = sum(np.abs(result.net.layers[i].gamma).sum() for i in (0, 1))
+    free = sum(np.abs(plain.layers[i].gamma).sum() for i in (0, 1))
+    assert shrunk < free - 0.05  # each of 40 steps moves every |gamma| 0.05 * 0.05 = 0.0025
+
+
+def test_the_penalty_setting_survives_copies_surgery_and_files(tmp_path):
+    net, X, y = conv_bn()
+    slim = pruning.with_gamma_l1(net, 1e-4, layers=[1])
+    assert [obj.config().get("gamma_l1") for obj in slim.layers[:2]] == [None, 1e-4]
+    assert slim.layers[1].penalty(None) == pytest.approx(1e-4 * np.abs(net.layers[1].gamma).sum())
+    path = tmp_path / "slim.npz"
+    ms.save(slim, path)
+    loaded = ms.load(path)
+    assert loaded.layers[1].gamma_l1 == 1e-4 and loaded.loss(X, y) == slim.loss(X, y)
+    assert ms.remove_units(slim, 1, [0]).layers[1].gamma_l1 == 1e-4
+    assert slim.copy().loss(X, y) == slim.loss(X, y)
+    assert pruning.with_gamma_l1(slim, 0.0).loss(X, y) == net.loss(X, y)
+
+
+def test_a_split_keeps_the_loss_but_adds_the_copy_s_penalty():
+    net, X, y = dense_bn()
+    slim = pruning.with_gamma_l1(signed_gammas(net), 0.1)
+    split = ms.split(slim, 0, [1], np.zeros((1, slim.layers[0].neuron_dim)), 0.0)
+    before, after = pruning.penalised_loss(slim, X, y), pruning.penalised_loss(split, X, y)
+    assert after.loss == pytest.approx(before.loss, rel=1e-13, abs=1e-15)  # eps = 0: same f
+    assert after.penalty - before.penalty == pytest.approx(0.1 * abs(slim.layers[0].gamma[1]),
+                                                           rel=1e-12)
+
+
+def test_init_gamma_and_the_default():
+    net, X, y = conv_bn()
+    assert np.array_equal(Dense(2, 3, batch_norm=True, seed=0).gamma, np.ones(3))  # the default
+    half = pruning.init_gamma(net, 0.5)
+    for layer in (0, 1):
+        np.testing.assert_array_equal(half.layers[layer].gamma, 0.5)
+        np.testing.assert_array_equal(half.layers[layer].beta, net.layers[layer].beta)
+        np.testing.assert_array_equal(half.layers[layer].W, net.layers[layer].W)
+    assert not np.array_equal(net.layers[0].gamma, 0.5)  # the input is untouched
+    np.testing.assert_array_equal(pruning.init_gamma(net, 2.0, layers=[0]).layers[1].gamma,
+                                  net.layers[1].gamma)
+
+
+def test_penalty_refusals():
+    with pytest.raises(ValueError, match="gamma_l1 must be 0 for a layer without batch_norm"):
+        Dense(2, 3, gamma_l1=0.1)
+    with pytest.raises(ValueError, match="gamma_l1 must be a finite number >= 0, got -0.1"):
+        Dense(2, 3, batch_norm=True, gamma_l1=-0.1)
+    net, _, _ = dense()
+    with pytest.raises(ValueError, match="net must have a batch-normalised layer"):
+        pruning.with_gamma_l1(net, 0.1)
+    bn_net, _, _ = dense_bn()
+    with pytest.raises(ValueError, match=r"layer 2 \(Dense\) is not batch-normalised"):
+        pruning.with_gamma_l1(bn_net, 0.1, layers=[2])
+    with pytest.raises(ValueError, match="value must be a finite number, got nan"):
+        pruning.init_gamma(bn_net, float("nan"))
+
+
+# ------------------------------------------------------------------ Bn-prune: which units
+
+
+def hand_net():
+    """dense_bn with |gamma| = (0.9, 0.1, 0.5) in layer 0 and (0.3, 0.05, 2.0, 0.7) in layer 1."""
+    net, X, y = dense_bn()
+    return with_gammas(net, {0: [0.9, -0.1, 0.5], 1: [0.3, -0.05, 2.0, 0.7]}), X, y
+
+
+def test_the_bn_criterion_is_abs_gamma():
+    net, _, _ = hand_net()
+    np.testing.assert_array_equal(pruning.bn_scales(net, 1), [0.3, 0.05, 2.0, 0.7])
+    assert pruning.CRITERIA["bn"].applies(net.layers[0])
+    assert not pruning.CRITERIA["bn"].applies(net.layers[2])
+    assert pruning.prunable_layers(net, "bn") == [0, 1]
+    # the per-layer prune of the table: floor(0.5 * 4) = 2 smallest |gamma| of layer 1
+    pruned = pruning.prune(net, {1: 0.5}, criterion="bn")
+    np.testing.assert_array_equal(pruned.layers[1].gamma, [2.0, 0.7])
+    with pytest.raises(ValueError, match=r"layer 0 \(Dense\) is not batch-normalised: the bn "
+                                         "criterion scores"):
+        pruning.bn_scales(dense()[0], 0)
+
+
+def test_the_global_threshold_picks_the_smallest_gamma_across_layers():
+    net, X, y = hand_net()
+    # pooled |gamma|, sorted: 0.05 (1:1), 0.1 (0:1), 0.3 (1:0) | 0.5 (0:2), 0.7, 0.9, 2.0
+    # fraction 0.43 of 7 units: floor(3.01) = 3 go, the threshold is 0.3
+    plan = pruning.bn_plan(net, 0.43)
+    assert plan.threshold == 0.3 and plan.guarded == ()
+    np.testing.assert_array_equal(plan.units[0], [1])
+    np.testing.assert_array_equal(plan.units[1], [0, 1])  # layer 1 loses 2 of 4, layer 0 1 of 3
+    assert (plan.n_removed, plan.n_units) == (3, 7) and plan.removed_fraction == 3 / 7
+    slim = pruning.bn_prune(net, 0.43)
+    np.testing.assert_array_equal(slim.layers[0].gamma, [0.9, 0.5])
+    np.testing.assert_array_equal(slim.layers[1].gamma, [2.0, 0.7])
+    np.testing.assert_array_equal(slim.layers[1].W, net.layers[1].W[[2, 3]][:, [0, 2]])
+    np.testing.assert_array_equal(slim.layers[2].W, net.layers[2].W[:, [2, 3]])
+    # the per-layer scope at the same fraction: floor(0.43 * 3) = 1 and floor(0.43 * 4) = 1
+    per_layer = pruning.bn_plan(net, 0.43, scope="layer")
+    assert per_layer.threshold is None and per_layer.n_removed == 2
+    np.testing.assert_array_equal(per_layer.units[0], [1])
+    np.testing.assert_array_equal(per_layer.units[1], [1])
+    np.testing.assert_array_equal(pruning.bn_prune(net, 0.43, scope="layer").layers[1].gamma,
+                                  [0.3, 2.0, 0.7])
+    # nothing asked, nothing removed
+    assert pruning.bn_plan(net, 0.1).threshold is None  # floor(0.7) = 0
+    np.testing.assert_array_equal(pruning.bn_prune(net, 0.0).forward(X), net.forward(X))
+
+
+def test_the_guard_keeps_the_largest_gamma_of_every_layer():
+    net, X, y = dense_bn()
+    net = with_gammas(net, {0: [0.01, -0.03, 0.02], 1: [0.3, 0.4, 2.0, 0.7]})
+    # 3 of 7 go globally: exactly layer 0's three; the guard keeps its largest, unit 1
+    plan = pruning.bn_plan(net, 0.43)
+    assert plan.guarded == (0,) and plan.threshold == 0.03
+    np.testing.assert_array_equal(plan.units[0], [0, 2])
+    assert plan.units[1].size == 0 and plan.removed_fraction == 2 / 7  # below the 3/7 asked
+    np.testing.assert_array_equal(pruning.bn_prune(net, 0.43).layers[0].gamma, [-0.03])
+    # fraction 1: every layer keeps exactly its largest |gamma|, in both scopes
+    for scope in pruning.SCOPES:
+        everything = pruning.bn_plan(net, 1.0, scope=scope)
+        assert everything.guarded == (0, 1) and everything.n_removed == 5
+        slim = pruning.bn_prune(net, 1.0, scope=scope)
+        assert [slim.layers[i].gamma.tolist() for i in (0, 1)] == [[-0.03], [2.0]]
+
+
+@pytest.mark.parametrize("build", [conv_bn, conv_bn_train])
+def test_removing_zero_gamma_units_keeps_the_function_exactly(build):
+    # conv_bn: layer 0 read by an unpadded Conv2d, layer 1 by a Dense through Flatten
+    net, X, y = build(channels1=4, channels2=3)
+    net = with_gammas(net, {0: [0.8, 0.0, 1.1, 0.6], 1: [0.0, -0.9, 0.7]})
+    slim = pruning.bn_prune(net, 2 / 7)  # the two zeros are the two smallest |gamma|
+    F = net.forward(X)
+    np.testing.assert_allclose(slim.forward(X), F, rtol=0, atol=64 * EPS * np.abs(F).max())
+    assert [slim.layers[i].n_neurons for i in (0, 1)] == [3, 2]
+    assert slim.layers[1].W.shape[1] == 3 and slim.layers[3].W.shape == (2, 2 * 4)
+    # by hand: conv 0: 3 filters of 2x3x3 + gamma, beta = 54 + 6; conv 1: 2 filters of
+    # 3x2x2 + 4 = 28; Dense 2 x (2 channels x 2x2) + 2 = 18: 106 parameters. Multiply-adds
+    # per sample: 54 x 25 positions + 24 x 4 positions + 16 = 1462
+    assert slim.n_params == sum(p.size for p in slim.params) == 60 + 28 + 18
+    assert count_flops(slim, X[:1]) == 54 * 25 + 24 * 4 + 16
+    # without the fold the constants f(beta) are lost: the function changes
+    assert np.abs(pruning.bn_prune(net, 2 / 7, fold="none").forward(X) - F).max() > 1e-3
+
+
+def test_the_beta_fold_replaces_a_small_gamma_unit_by_its_constant():
+    net, X, y = dense_bn()
+    net = with_gammas(net, {0: [0.9, -0.02, 0.5], 1: [0.3, 0.01, 2.0, 0.7]})
+    silenced = with_gammas(net, {0: [0.9, 0.0, 0.5], 1: [0.3, 0.0, 2.0, 0.7]})
+    beta = pruning.bn_prune(net, 2 / 7, fold="beta")
+    exact = pruning.bn_prune(silenced, 2 / 7)  # gamma = 0 exactly: the exact fold
+    for a, b in zip(beta.params, exact.params, strict=True):
+        np.testing.assert_array_equal(a, b)
+    F = net.forward(X)
+    error = {fold: np.abs(pruning.bn_prune(net, 2 / 7, fold=fold).forward(X) - F).max()
+             for fold in ("beta", "none", "exact")}
+    assert error["exact"] == error["none"]  # no gamma is exactly 0: nothing to fold
+    assert error["beta"] < 0.1 * error["none"]  # losing only gamma's part costs far less
+
+
+def test_a_padded_conv_reader_gets_no_fold():
+    net, X, y = conv_bn(padding2=1)
+    net = with_gammas(net, {0: [0.8, 0.0, 1.1]})
+    slim = pruning.bn_prune(net, 0.34, layers=[0])  # floor(0.34 * 3) = 1: unit 1
+    dropped = ms.remove_units(net, 0, [1])
+    for a, b in zip(slim.params, dropped.params, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_bn_prune_refusals():
+    net, X, y = hand_net()
+    with pytest.raises(ValueError, match="fraction must be a finite number >= 0 and <= 1, got 1.5"):
+        pruning.bn_prune(net, 1.5)
+    with pytest.raises(ValueError, match="scope must be one of 'global', 'layer', got 'net'"):
+        pruning.bn_prune(net, 0.5, scope="net")
+    with pytest.raises(TypeError, match="fold must be one of 'exact', 'beta', 'none', got True"):
+        pruning.bn_prune(net, 0.5, fold=True)
+    with pytest.raises(ValueError, match="net must have a batch-normalised layer"):
+        pruning.bn_prune(dense()[0], 0.5)
+    with pytest.raises(ValueError, match=r"layer 2 \(Dense\) is not batch-normalised"):
+        pruning.bn_prune(net, 0.5, layers=[2])
+    with pytest.raises(ValueError, match=r"layers must be distinct, got \[0, 0\]"):
+        pruning.bn_prune(net, 0.5, layers=[0, 0])
+
+
+def test_slimming_end_to_end():
+    net, X, y = conv_bn(loss="cross_entropy", n=12, channels1=4, channels2=3, n_out=3)
+    slim = pruning.with_gamma_l1(pruning.init_gamma(net, 0.5), 1e-2)
+    trained = ms.train(slim, X, y, ms.Adam(lr=0.01), steps=30).net
+    plan = pruning.bn_plan(trained, 0.5)
+    pruned = pruning.bn_prune(trained, 0.5)
+    assert sum(pruned.layers[i].n_neurons for i in (0, 1)) == 7 - plan.n_removed == 4
+    tuned = ms.train(pruned, X, y, ms.Adam(lr=0.01), steps=30).net
+    assert pruning.penalised_loss(tuned, X, y).loss < pruning.penalised_loss(pruned, X, y).loss

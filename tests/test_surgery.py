@@ -22,8 +22,11 @@ ULPS = 1e-14
 
 
 def reader(net, layer):
-    """Index of the layer reading ``layer``'s units (the next layer that is not a pass-through)."""
-    return next(r for r in range(layer + 1, len(net.layers)) if not net.layers[r].passes_units)
+    """Index of the layer reading ``layer``'s units (the next layer that neither passes nor
+    carries them: a depthwise convolution carries them)."""
+    return next(r for r in range(layer + 1, len(net.layers))
+                if not (net.layers[r].passes_units
+                        or isinstance(net.layers[r], ms.UnitCarryingLayer)))
 
 
 def assert_same_function(new, net, X, factor=1.0):

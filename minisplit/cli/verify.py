@@ -37,19 +37,22 @@ class LayerType:
     """How to verify one layer type: a network of the table whose first layer has that type.
 
     ``architecture`` names a record of :data:`minisplit.testnets.ARCHITECTURES`; the
-    network's other layers are verified along. ``layer`` is the first layer's class name,
-    ``batch_norm`` whether it is batch-normalised and ``mode`` the network's mode (which
-    only matters with batch norm: each mode is its own row of the table).
+    network's other layers are verified along. ``layer`` is the class name of the layer at
+    ``index`` (0, the first layer, unless that type cannot come first: a DepthwiseConv2d
+    sits inside a separable block), ``batch_norm`` whether it is batch-normalised and
+    ``mode`` the network's mode (which only matters with batch norm: each mode is its own
+    row of the table).
     """
 
     architecture: str
     layer: str
     batch_norm: bool = False
     mode: str = "train"
+    index: int = 0
 
     @property
     def kind(self) -> tuple:
-        """``(layer, batch_norm, mode or None)``: what the first layer of the network is."""
+        """``(layer, batch_norm, mode or None)``: what layer ``index`` of the network is."""
         return self.layer, self.batch_norm, self.mode if self.batch_norm else None
 
     @property
@@ -66,6 +69,9 @@ LAYER_TYPES = {
     "Conv2d": LayerType("conv_pool", "Conv2d"),
     "Conv2d+BN/train": LayerType("conv_bn_train", "Conv2d", True, "train"),
     "Conv2d+BN/eval": LayerType("conv_bn", "Conv2d", True, "eval"),
+    "DWConv": LayerType("depthwise", "DepthwiseConv2d", index=1),
+    "DWConv+BN/train": LayerType("depthwise_bn_train", "DepthwiseConv2d", True, "train", 1),
+    "DWConv+BN/eval": LayerType("depthwise_bn", "DepthwiseConv2d", True, "eval", 1),
     "RBF": LayerType("rbf", "RBF"),
 }
 

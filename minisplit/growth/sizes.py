@@ -10,7 +10,7 @@ from __future__ import annotations
 from minisplit._checks import check_array, check_type
 from minisplit.layers.base import NeuronLayer
 from minisplit.network import Network
-from minisplit.splitting.surgery import is_growable, reader_index
+from minisplit.splitting.surgery import carriers, is_growable, reader_index
 
 
 def growable_layers(net) -> list[int]:
@@ -67,8 +67,10 @@ def measure(size, kind) -> int:
 def unit_costs(net, X, layers, kind) -> dict:
     """What one more neuron in each layer costs in ``kind`` units: ``{layer: cost}``.
 
-    neurons: 1; params: the neuron's own parameters plus its reader's weights on it;
-    flops: the neuron's multiply-adds plus those its reader spends on it.
+    neurons: 1; params: the neuron's own parameters plus its reader's weights on it (and
+    the per-unit parameters of a depthwise layer in between, which a split copies);
+    flops: the neuron's multiply-adds plus those its reader (and a depthwise layer in
+    between) spends on it.
     """
     shapes = input_shapes(net, X) if kind == "flops" else None
     costs = {}
@@ -76,12 +78,14 @@ def unit_costs(net, X, layers, kind) -> dict:
         obj = net.layers[index]
         r = reader_index(net, index)
         reader = net.layers[r]
+        between = [net.layers[i] for i in carriers(net, index)]
         if kind == "neurons":
             costs[index] = 1
         elif kind == "params":
-            costs[index] = obj.params_per_neuron() + reader.params_per_unit(obj.n_neurons)
+            costs[index] = obj.params_per_neuron() + sum(
+                other.params_per_unit(obj.n_neurons) for other in [*between, reader])
         else:
-            costs[index] = obj.flops_per_neuron(shapes[index]) + reader.flops_per_unit(
-                shapes[r], obj.n_neurons
-            )
+            costs[index] = obj.flops_per_neuron(shapes[index]) + sum(
+                other.flops_per_unit(shapes[i], obj.n_neurons)
+                for i, other in zip([*carriers(net, index), r], [*between, reader]))
     return costs

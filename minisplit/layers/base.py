@@ -11,6 +11,10 @@ Splitting and growth ask a layer's *role*, never ``hasattr``:
                    the weights on each unit, so a split can halve and copy them
                    (docs/surgery.md). RBF reads its input non-linearly and is no reader.
 
+``UnitCarryingLayer``  passes the units of an earlier neuron layer one to one while carrying
+                   per-unit parameters (DepthwiseConv2d): it may stand between a neuron
+                   layer and its reader, and a surgery copies its per-unit rows.
+
 ``BatchNormMixin``  the optional batch normalisation inside Dense and Conv2d: parameters,
                    buffers and the mode (train: batch statistics, eval: running ones).
 
@@ -340,6 +344,16 @@ class NeuronLayer(Layer):
         batch-normalised layer's gamma and beta)."""
         return sum(p.size for p in self.params) // self.n_neurons
 
+    def output_jacobian(self, cache) -> np.ndarray:
+        """``(N, n, d, H, W)``: J[n, i, :, y, x] = d a_i(x_n)[y, x] / d theta_i, the gradient
+        of each output map entry with respect to its own neuron's parameters (a layer whose
+        units a unit-carrying layer reads non-linearly needs it for its splitting matrices:
+        docs/splitting.md, "Separable blocks")."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no output Jacobian: its splitting matrices cannot be "
+            "read through a unit-carrying layer"
+        )
+
     def flops_per_neuron(self, in_shape) -> int:
         """Multiply-adds one neuron costs per sample (weights x output positions, bias excluded)."""
         raise NotImplementedError
@@ -354,7 +368,9 @@ class BatchNormMixin:
     With ``batch_norm`` on, the layer's per-neuron parameters are ``gamma`` and ``beta``
     (no bias), its buffers ``running_mean`` and ``running_var``, and it computes in
     :attr:`mode`: "train" normalises with the batch statistics, "eval" with the running
-    ones (:mod:`minisplit.layers._batchnorm`). A network sets the mode of its layers
+    ones (:mod:`minisplit.layers._batchnorm`). ``gamma_l1`` >= 0 adds network slimming's
+    sparsity penalty gamma_l1 * sum |gamma| to the loss (:meth:`penalty`). A network sets
+    the mode of its layers
     per forward pass (``Network.mode`` and :meth:`Layer.in_mode`); a layer called
     directly computes in its own ``mode`` ("train" unless set by ``in_mode``). The
     forward cache records the mode, so the backward passes follow the forward.
@@ -362,16 +378,40 @@ class BatchNormMixin:
 
     mode = "train"
 
-    def _configure_batch_norm(self, batch_norm, bn_eps):
+    def _configure_batch_norm(self, batch_norm, bn_eps, gamma_l1=0.0):
         self.batch_norm = check_bool(batch_norm, "batch_norm")
         self.bn_eps = check_real(bn_eps, "bn_eps", low=0, low_open=True)
+        self.gamma_l1 = check_real(gamma_l1, "gamma_l1", low=0)
+        if self.gamma_l1 and not self.batch_norm:
+            raise ValueError(f"gamma_l1 must be 0 for a layer without batch_norm (it penalises "
+                             f"gamma), got {self.gamma_l1!r}")
         # instance attributes: the arrays a layer has depend on its configuration
         self.param_names = ("W", "gamma", "beta") if self.batch_norm else ("W", "b")
         self.buffer_names = ("running_mean", "running_var") if self.batch_norm else ()
 
     def _batch_norm_config(self) -> dict:
-        """The keys only when on: configs (and files) of layers without BN stay as before."""
-        return {"batch_norm": True, "bn_eps": self.bn_eps} if self.batch_norm else {}
+        """The keys only when on: configs (and files) of layers without BN, or without the
+        gamma penalty, stay as before."""
+        if not self.batch_norm:
+            return {}
+        return {"batch_norm": True, "bn_eps": self.bn_eps,
+                **({"gamma_l1": self.gamma_l1} if self.gamma_l1 else {})}
+
+    def penalty(self, cache) -> float:
+        """The sparsity penalty of network slimming, gamma_l1 * sum_i |gamma_i| (0 when off).
+
+        It depends on gamma alone, not on the data. Its gradient, gamma_l1 * sign(gamma)
+        (0 at gamma_i = 0 exactly: the subgradient np.sign picks), is added to dgamma in
+        ``backward`` (:meth:`_gamma_l1_grad`); its second derivative is 0 away from
+        gamma_i = 0, so ``r_backward`` adds nothing (docs/pruning.md, "The penalty").
+        """
+        if not self.gamma_l1:
+            return 0.0
+        return self.gamma_l1 * float(np.abs(self.gamma).sum())
+
+    def _gamma_l1_grad(self, dgamma):
+        """dgamma + gamma_l1 * sign(gamma) (n,): the penalty's (sub)gradient added."""
+        return dgamma + self.gamma_l1 * np.sign(self.gamma) if self.gamma_l1 else dgamma
 
     def _channel_shapes(self, n) -> dict:
         """Shapes of the per-neuron parameters besides W."""
@@ -453,4 +493,40 @@ class ReadingLayer(Layer):
 
     def flops_per_unit(self, in_shape, n_units: int) -> int:
         """Multiply-adds per sample one more unit read adds to this layer."""
+        raise NotImplementedError
+
+
+class UnitCarryingLayer(Layer):
+    """A layer whose unit u reads only unit u of its input, with parameters of its own per
+    unit (DepthwiseConv2d: channel u's filter) (docs/surgery.md, "Separable blocks").
+
+    It may stand between a neuron layer and its reader, like a ``passes_units`` layer: a
+    surgery of the neuron layer rewrites its per-unit rows with :meth:`with_units`, the
+    same ``parents`` the neuron layer gets (a split copies the parent's row unchanged, so
+    both offspring see the same filter and the reader's halved weights keep the function
+    at eps = 0). Its number of units is its input's: it cannot grow on its own.
+    """
+
+    def carry_jacobian(self, J, dA, cache):
+        """``(C, Jz, J_out)``: how the splitting matrices of the neuron layer before see this
+        layer's curvature (docs/splitting.md, "Separable blocks").
+
+        ``J`` (N, n, d, H, W) is the gradient of each entry of the input map of unit u with
+        respect to the neuron parameters theta_u; ``Jz`` (M, n, d) that of this layer's
+        pre-activation rows, ``C`` (M, n) = g f''(z) (times a folded BN's scale squared),
+        so that sum_m C[m, u] Jz[m, u] Jz[m, u]^T is this layer's term of S_u; ``J_out``
+        (N, n, d, Ho, Wo) the gradient of the output map, for the next carrying layer."""
+        raise NotImplementedError
+
+    def with_units(self, parents) -> UnitCarryingLayer:
+        """A new layer of ``len(parents)`` units, unit i with the per-unit parameters (and
+        buffers) of old unit ``parents[i]``, or a brand-new unit's defaults where -1."""
+        raise NotImplementedError
+
+    def params_per_unit(self, n_units: int) -> int:
+        """Parameters one more carried unit adds to this layer."""
+        raise NotImplementedError
+
+    def flops_per_unit(self, in_shape, n_units: int) -> int:
+        """Multiply-adds per sample one more carried unit adds to this layer."""
         raise NotImplementedError

@@ -110,6 +110,9 @@ class Conv2d(BatchNormMixin, NeuronLayer, ReadingLayer):
         :class:`~minisplit.layers.Dense`, statistics over samples and positions.
     bn_eps : float
         > 0 (default 1e-5).
+    gamma_l1 : float
+        >= 0, the sparsity penalty ``gamma_l1 * sum |gamma|`` (default 0; as in
+        :class:`~minisplit.layers.Dense`).
     seed : int, Generator or None
         Initialisation: ``W ~ N(0, 1/(c_in kh kw))``, ``b = 0`` (``gamma = 1``, ``beta = 0``,
         running statistics 0 and 1); None draws fresh entropy.
@@ -143,8 +146,9 @@ class Conv2d(BatchNormMixin, NeuronLayer, ReadingLayer):
     param_names = ("W", "b")
 
     def __init__(self, c_in, c_out, kernel_size, stride=1, padding=0, activation="tanh",
-                 batch_norm=False, bn_eps=1e-5, seed=None):
-        self._configure(c_in, c_out, kernel_size, stride, padding, activation, batch_norm, bn_eps)
+                 batch_norm=False, bn_eps=1e-5, gamma_l1=0.0, seed=None):
+        self._configure(c_in, c_out, kernel_size, stride, padding, activation, batch_norm, bn_eps,
+                        gamma_l1)
         self._check_memory()
         rng = make_rng(seed, none=True)
         K = self.c_in * self.kernel_size[0] * self.kernel_size[1]
@@ -153,14 +157,14 @@ class Conv2d(BatchNormMixin, NeuronLayer, ReadingLayer):
         self.set_buffers(self._default_buffers())
 
     def _configure(self, c_in, c_out, kernel_size, stride=1, padding=0, activation="tanh",
-                   batch_norm=False, bn_eps=1e-5):
+                   batch_norm=False, bn_eps=1e-5, gamma_l1=0.0):
         self.c_in = check_int(c_in, "c_in", low=1)
         self.c_out = check_int(c_out, "c_out", low=1)
         self.kernel_size = check_int_pair(kernel_size, "kernel_size", low=1)
         self.stride = check_int_pair(stride, "stride", low=1)
         self.padding = check_int_pair(padding, "padding", low=0)
         self.act = get_activation(activation)
-        self._configure_batch_norm(batch_norm, bn_eps)
+        self._configure_batch_norm(batch_norm, bn_eps, gamma_l1)
 
     def param_shapes(self) -> dict:
         return {"W": (self.c_out, self.c_in, *self.kernel_size), **self._channel_shapes(self.c_out)}
@@ -225,7 +229,7 @@ class Conv2d(BatchNormMixin, NeuronLayer, ReadingLayer):
             channel_grads = [dZ.sum(axis=0)]  # db (c_out,)
         else:
             dZ, dgamma, dbeta = bn.backward(dZ, self.gamma, bn_cache)  # dZ: d(cols Wm^T)
-            channel_grads = [dgamma, dbeta]
+            channel_grads = [self._gamma_l1_grad(dgamma), dbeta]  # + the penalty's
         dW = dZ.T @ cols.reshape(-1, cols.shape[2])  # (c_out, K)
         dX = self._fold(self.W.reshape(self.c_out, -1).T @ dZ.T, x_shape) if need_dX else None
         return dX, [dW.reshape(self.W.shape), *channel_grads]
@@ -260,7 +264,7 @@ class Conv2d(BatchNormMixin, NeuronLayer, ReadingLayer):
         else:
             dZ, R_dZ, R_dgamma, R_dbeta = bn.r_backward(dZ, R_dZ, R_lin, R_Zh, self.gamma,
                                                         V[1], bn_cache)
-            R_channel = [R_dgamma, R_dbeta]
+            R_channel = [R_dgamma, R_dbeta]  # the gamma_l1 penalty has no curvature
         R_dW = R_dZ.T @ cols  # (c_out, K)
         if R_cols is not None:
             R_dW += dZ.T @ R_cols
@@ -331,6 +335,16 @@ class Conv2d(BatchNormMixin, NeuronLayer, ReadingLayer):
         if self.batch_norm:
             return bn.outer_operator(cols, C)
         return biased_outer_operator(cols, C)
+
+    def output_jacobian(self, cache):
+        """J[n, i, :, y, x] = f'(z) c_i h~ (N, c_out, d, Ho, Wo): h~ the patch of position
+        (y, x) with a 1 (h alone, times the folded BN scale c_i, with batch norm)."""
+        cols, Z, _, bn_cache = _unpack(cache)
+        scale = self._fold_scale(bn_cache)  # c_i (c_out,), or 1
+        H = cols if self.batch_norm else with_ones(cols.reshape(-1, cols.shape[2]))
+        H = H.reshape(Z.shape[0], Z.shape[2], Z.shape[3], -1)  # (N, Ho, Wo, d)
+        slope = self.act.df(Z) * np.reshape(scale, (1, -1, 1, 1))  # (N, c_out, Ho, Wo)
+        return np.einsum("nuyx,nyxd->nudyx", slope, H)  # (N, c_out, d, Ho, Wo)
 
     def flops_per_neuron(self, in_shape) -> int:
         Ho, Wo = self.output_shape(*in_shape[1:])

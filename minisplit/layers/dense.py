@@ -57,6 +57,10 @@ class Dense(BatchNormMixin, NeuronLayer, ReadingLayer):
         ones (``Network.mode``; docs/network.md).
     bn_eps : float
         > 0, the epsilon inside the square root (default 1e-5, as PyTorch).
+    gamma_l1 : float
+        >= 0, network slimming's sparsity penalty: ``gamma_l1 * sum |gamma|`` is added to
+        the loss (``Layer.penalty``; gradient ``gamma_l1 * sign(gamma)``, no curvature;
+        docs/pruning.md). Default 0 (off); needs ``batch_norm=True`` when > 0.
     seed : int, Generator or None
         Initialisation: ``W ~ N(0, 1/n_in)``, ``b = 0`` (``gamma = 1``, ``beta = 0``,
         running mean 0, running variance 1); None draws fresh entropy.
@@ -82,19 +86,20 @@ class Dense(BatchNormMixin, NeuronLayer, ReadingLayer):
     param_names = ("W", "b")
 
     def __init__(self, n_in, n_out, activation="tanh", batch_norm=False, bn_eps=1e-5,
-                 seed=None):
-        self._configure(n_in, n_out, activation, batch_norm, bn_eps)
+                 gamma_l1=0.0, seed=None):
+        self._configure(n_in, n_out, activation, batch_norm, bn_eps, gamma_l1)
         self._check_memory()
         rng = make_rng(seed, none=True)
         W = rng.normal(0.0, 1.0 / np.sqrt(self.n_in), size=(self.n_out, self.n_in))
         self._assign([W, *self._default_neuron_params(self.n_out)])
         self.set_buffers(self._default_buffers())
 
-    def _configure(self, n_in, n_out, activation="tanh", batch_norm=False, bn_eps=1e-5):
+    def _configure(self, n_in, n_out, activation="tanh", batch_norm=False, bn_eps=1e-5,
+                   gamma_l1=0.0):
         self.n_in = check_int(n_in, "n_in", low=1)
         self.n_out = check_int(n_out, "n_out", low=1)
         self.act = get_activation(activation)
-        self._configure_batch_norm(batch_norm, bn_eps)
+        self._configure_batch_norm(batch_norm, bn_eps, gamma_l1)
 
     def config(self) -> dict:
         return {"n_in": self.n_in, "n_out": self.n_out, "activation": self.act.name,
@@ -124,7 +129,7 @@ class Dense(BatchNormMixin, NeuronLayer, ReadingLayer):
             channel_grads = [dZ.sum(axis=0)]  # db (n_out,)
         else:
             dZ, dgamma, dbeta = bn.backward(dZ, self.gamma, bn_cache)  # dZ: d(X W^T)
-            channel_grads = [dgamma, dbeta]
+            channel_grads = [self._gamma_l1_grad(dgamma), dbeta]  # + the penalty's
         dW = dZ.T @ X  # (n_out, n_in)
         dX = dZ @ self.W if need_dX else None  # (N, n_in)
         return dX, [dW, *channel_grads]
@@ -155,7 +160,7 @@ class Dense(BatchNormMixin, NeuronLayer, ReadingLayer):
         else:
             dZ, R_dZ, R_dgamma, R_dbeta = bn.r_backward(dZ, R_dZ, R_lin, R_Zh, self.gamma,
                                                         V[1], bn_cache)
-            R_channel = [R_dgamma, R_dbeta]
+            R_channel = [R_dgamma, R_dbeta]  # the gamma_l1 penalty has no curvature
         R_dW = R_dZ.T @ X  # (n_out, n_in)
         if R_X is not None:
             R_dW = R_dW + dZ.T @ R_X

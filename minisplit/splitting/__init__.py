@@ -15,6 +15,7 @@ from minisplit.splitting import eigen, landscapes
 from minisplit.splitting.matrices import SOLVERS, splitting_indices, splitting_matrices
 from minisplit.splitting.surgery import (
     add_neurons,
+    carriers,
     carry_state,
     grown_parts,
     is_growable,
@@ -29,6 +30,7 @@ from minisplit.splitting.surgery import (
 __all__ = [
     "SOLVERS",
     "add_neurons",
+    "carriers",
     "carry_state",
     "eigen",
     "grown_parts",

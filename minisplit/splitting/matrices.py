@@ -23,7 +23,7 @@ import numpy as np
 
 from minisplit._checks import check_choice, check_real, check_type
 from minisplit.activations import softplus_surrogate_d2
-from minisplit.layers.base import NeuronLayer
+from minisplit.layers.base import NeuronLayer, UnitCarryingLayer
 from minisplit.network import Network
 from minisplit.splitting.eigen import WHICH, dense_extreme, lanczos_extreme
 
@@ -76,6 +76,63 @@ def curvature_override(obj, relu_surrogate):
 # ---- splitting matrices and indices ------------------------------------------------------
 
 
+def _carried_terms(net, bp, layer) -> list:
+    """``[(C, Jz)]``, one pair per unit-carrying layer between ``layer`` and its reader.
+
+    When a depthwise convolution (a ``UnitCarryingLayer``) reads the neuron's map through
+    its own non-linear activation, the pair of offspring is averaged only at the reader, so
+    S_u also holds sum_m C[m, u] Jz[m, u] Jz[m, u]^T for every such layer
+    (docs/splitting.md, "Separable blocks"). Pooling in between is linear and passes the
+    Jacobian maps through itself. Empty (and nothing computed) without such a layer.
+    """
+    path = []
+    for index in range(layer + 1, len(net.layers)):
+        obj = net.layers[index]
+        if not (obj.passes_units or isinstance(obj, UnitCarryingLayer)):
+            break
+        path.append(index)
+    while path and not isinstance(net.layers[path[-1]], UnitCarryingLayer):
+        path.pop()
+    if not path:
+        return []
+    J = net.layers[layer].output_jacobian(bp.caches[layer])  # (N, n, d, H, W)
+    terms = []
+    for index in path:
+        obj = net.layers[index].in_mode(net.mode)
+        if isinstance(obj, UnitCarryingLayer):
+            C, Jz, J = obj.carry_jacobian(J, bp.douts[index], bp.caches[index])
+            terms.append((C, Jz))
+        else:  # linear and channel-separate: the direction maps ride along as channels
+            N, n, d = J.shape[:3]
+            maps = obj.forward(J.reshape(N, n * d, *J.shape[3:]))[0]
+            J = maps.reshape(N, n, d, *maps.shape[2:])
+    return terms
+
+
+def _layer_matrices(net, bp, layer, d2f) -> np.ndarray:
+    """S of every neuron of ``layer``: the layer's own term, plus the carried ones."""
+    S = net.layers[layer].splitting_matrices(bp.douts[layer], bp.caches[layer], d2f)
+    for C, Jz in _carried_terms(net, bp, layer):
+        S = S + np.einsum("mc,mci,mcj->cij", C, Jz, Jz)  # (n, d, d)
+    return S
+
+
+def _layer_operator(net, bp, layer, d2f):
+    """V (n, d) -> row i: S_i V[i], with the carried terms of :func:`_layer_matrices`."""
+    own = net.layers[layer].splitting_operator(bp.douts[layer], bp.caches[layer], d2f)
+    terms = _carried_terms(net, bp, layer)
+    if not terms:
+        return own
+
+    def product(V):
+        out = own(V)
+        for C, Jz in terms:
+            out = out + np.einsum("mc,mcd->cd", np.einsum("mcd,cd->mc", Jz, V) * C, Jz)
+        return out
+
+    return product
+
+
 def splitting_matrices(net, X, y, layer, relu_surrogate=None) -> np.ndarray:
     """The splitting matrix of every neuron of one layer.
 
@@ -109,7 +166,7 @@ def splitting_matrices(net, X, y, layer, relu_surrogate=None) -> np.ndarray:
     obj = neuron_layer(net, layer)
     d2f = curvature_override(obj, relu_surrogate)
     bp = net.backprop(X, y)
-    return _finite(obj.splitting_matrices(bp.douts[layer], bp.caches[layer], d2f), layer, X)
+    return _finite(_layer_matrices(net, bp, layer, d2f), layer, X)
 
 
 def _finite(result, layer, X):
@@ -164,10 +221,9 @@ def splitting_indices(
     obj = neuron_layer(net, layer)
     d2f = curvature_override(obj, relu_surrogate)
     bp = net.backprop(X, y)
-    dA, cache = bp.douts[layer], bp.caches[layer]
     if solver == "dense":
-        return dense_extreme(_finite(obj.splitting_matrices(dA, cache, d2f), layer, X), which)
-    product = obj.splitting_operator(dA, cache, d2f)  # the per-call work, done once
+        return dense_extreme(_finite(_layer_matrices(net, bp, layer, d2f), layer, X), which)
+    product = _layer_operator(net, bp, layer, d2f)  # the per-call work, done once
     values, vectors, _ = lanczos_extreme(
         lambda V: _finite(product(V), layer, X),
         obj.n_neurons,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from minisplit._checks import check_array, check_bool, check_real
-from minisplit.layers.base import ReadingLayer
+from minisplit.layers.base import ReadingLayer, UnitCarryingLayer
 from minisplit.layers.conv import Conv2d
 from minisplit.layers.dense import Dense
 from minisplit.splitting.matrices import neuron_layer
@@ -29,11 +29,19 @@ MAX_ALPHA = 1000.0
 def reader_index(net, layer) -> int:
     """Index of the layer that reads layer ``layer``'s units linearly.
 
-    Only unit-passing layers (pooling, flatten) may stand in between. Raises
-    ValueError for the output layer (nothing reads it: splitting it would
-    change the number of outputs) and for a non-linear reader (RBF).
+    Only unit-passing layers (pooling, flatten) and unit-carrying layers (a depthwise
+    convolution, whose per-unit rows a surgery copies: :func:`carriers`) may stand in
+    between. Raises ValueError for the output layer (nothing reads it: splitting it would
+    change the number of outputs), for a non-linear reader (RBF), and for a unit-carrying
+    layer itself (its units are its input's: it grows only with the layer before it).
     """
-    neuron_layer(net, layer)
+    obj = neuron_layer(net, layer)
+    if isinstance(obj, UnitCarryingLayer):
+        raise ValueError(
+            f"layer {layer} ({type(obj).__name__}) carries the units of the layer before it "
+            "one to one: a second copy of a channel would need a second input channel, so it "
+            "grows only when the neuron layer before it splits (docs/surgery.md)"
+        )
     for index in range(layer, len(net.layers)):
         if any(head.at == index for head in net.heads):
             raise ValueError(
@@ -41,7 +49,7 @@ def reader_index(net, layer) -> int:
                 "growing a layer a head reads is not supported"
             )
         obj = net.layers[index]
-        if index == layer or obj.passes_units:
+        if index == layer or obj.passes_units or isinstance(obj, UnitCarryingLayer):
             continue
         if not isinstance(obj, ReadingLayer):
             raise ValueError(
@@ -53,6 +61,15 @@ def reader_index(net, layer) -> int:
         f"layer {layer} is the output layer: its neurons are the network's outputs and "
         "cannot be split"
     )
+
+
+def carriers(net, layer) -> list[int]:
+    """Indices of the unit-carrying layers between ``layer`` and its reader (in order).
+
+    A surgery of ``layer`` rewrites each of them with ``with_units(parents)``; empty for a
+    layer read directly or through pooling and flatten only."""
+    r = reader_index(net, layer)
+    return [i for i in range(layer + 1, r) if isinstance(net.layers[i], UnitCarryingLayer)]
 
 
 def is_growable(net, layer) -> bool:
@@ -100,7 +117,10 @@ def regrow(net, layer, theta, out_weights, weights=None, parents=None):
     (``NeuronLayer.neuron_weights``; None for a layer without), ``parents`` (n',) the old
     neuron each row came from (-1: a brand-new neuron; None: row i is old neuron i, rows
     past n are brand-new), whose state outside theta it takes: a batch-normalised layer's
-    gamma, beta and running statistics (``NeuronLayer.with_neuron_params``). The input
+    gamma, beta and running statistics (``NeuronLayer.with_neuron_params``). Every
+    unit-carrying layer in between (:func:`carriers`: a depthwise convolution of a
+    separable block) takes the same ``parents``: a split unit's filter is copied unchanged,
+    a brand-new unit gets the layer's defaults (``UnitCarryingLayer.with_units``). The input
     network is untouched.
     """
     obj = neuron_layer(net, layer)
@@ -113,8 +133,11 @@ def regrow(net, layer, theta, out_weights, weights=None, parents=None):
         )
     if weights is not None and np.shape(weights) != (theta.shape[0],):
         raise ValueError(f"weights must have shape ({theta.shape[0]},), got {np.shape(weights)}")
+    parents = obj._check_parents(parents, theta.shape[0])
     new = net.copy()
     new.layers[layer] = obj.with_neuron_params(theta, weights, parents)
+    for index in carriers(net, layer):
+        new.layers[index] = net.layers[index].with_units(parents)
     new.layers[r] = net.layers[r].with_out_weights(out_weights)
     return new
 
@@ -366,6 +389,13 @@ def remove_units(net, layer, units, fold_constant=False) -> object:
     new = regrow(net, layer, theta[keep], out_weights[keep], None if own is None else own[keep],
                  keep)
     if fold_constant and units.size:
+        between = carriers(net, layer)
+        if between:
+            raise ValueError(
+                "fold_constant needs the reader to see the removed units' constants, got "
+                f"layer {between[0]} ({type(net.layers[between[0]]).__name__}) in between, "
+                "whose filters change them; remove them without folding"
+            )
         shift = _folded_bias(net, layer, r, units, out_weights)  # (reader outputs,)
         new.layers[r] = _with_bias_shift(new.layers[r], shift, r)
     return new
