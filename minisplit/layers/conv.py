@@ -83,7 +83,39 @@ def _unpack(cache):
     return (*cache, None) if len(cache) == 3 else cache
 
 
-class Conv2d(BatchNormMixin, NeuronLayer, ReadingLayer):
+class SlidingWindow:
+    """The geometry of a layer that slides a kh x kw window over NCHW input (Conv2d,
+    DepthwiseConv2d): per-axis ``kernel_size``, ``stride`` and ``padding`` pairs, the output
+    size and the check that the window fits."""
+
+    def _configure_window(self, kernel_size, stride, padding) -> None:
+        self.kernel_size = check_int_pair(kernel_size, "kernel_size", low=1)
+        self.stride = check_int_pair(stride, "stride", low=1)
+        self.padding = check_int_pair(padding, "padding", low=0)
+
+    def _window_config(self) -> dict:
+        return {"kernel_size": list(self.kernel_size), "stride": list(self.stride),
+                "padding": list(self.padding)}
+
+    def output_shape(self, H: int, W: int) -> tuple[int, int]:
+        """``(Ho, Wo)`` for an H x W input."""
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        return (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
+
+    def _check_window(self, H: int, W: int) -> None:
+        """ValueError naming the axis along which the kernel does not fit the padded input."""
+        kh, kw = self.kernel_size
+        axes = zip(("height", "width"), ("H", "W"), (H, W), self.kernel_size, self.padding)
+        misfits = [f"{axis}: need {size_name} + 2*{p} >= {k}, got {size_name}={size}"
+                   for axis, size_name, size, k, p in axes if size + 2 * p < k]
+        if misfits:
+            raise ValueError(
+                f"{type(self).__name__} kernel {kh}x{kw} does not fit the {H}x{W} input with "
+                f"padding (ph, pw) = {self.padding} along its {'; '.join(misfits)}"
+            )
+
+
+class Conv2d(SlidingWindow, BatchNormMixin, NeuronLayer, ReadingLayer):
     """2-D convolution (cross-correlation) ``A = f(conv(X, W) + b)`` on NCHW input.
 
     ``Z[n, i, y, x] = b[i] + sum_{c, a, e} W[i, c, a, e] * Xp[n, c, sh y + a, sw x + e]``
@@ -160,9 +192,7 @@ class Conv2d(BatchNormMixin, NeuronLayer, ReadingLayer):
                    batch_norm=False, bn_eps=1e-5, gamma_l1=0.0):
         self.c_in = check_int(c_in, "c_in", low=1)
         self.c_out = check_int(c_out, "c_out", low=1)
-        self.kernel_size = check_int_pair(kernel_size, "kernel_size", low=1)
-        self.stride = check_int_pair(stride, "stride", low=1)
-        self.padding = check_int_pair(padding, "padding", low=0)
+        self._configure_window(kernel_size, stride, padding)
         self.act = get_activation(activation)
         self._configure_batch_norm(batch_norm, bn_eps, gamma_l1)
 
@@ -173,32 +203,16 @@ class Conv2d(BatchNormMixin, NeuronLayer, ReadingLayer):
         return {
             "c_in": self.c_in,
             "c_out": self.c_out,
-            "kernel_size": list(self.kernel_size),
-            "stride": list(self.stride),
-            "padding": list(self.padding),
+            **self._window_config(),
             "activation": self.act.name,
             **self._batch_norm_config(),
         }
-
-    def output_shape(self, H: int, W: int) -> tuple[int, int]:
-        """``(Ho, Wo)`` for an H x W input."""
-        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
-        return (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
 
     def check_input(self, X: np.ndarray) -> None:
         """Raise ValueError unless X is (N, c_in, H, W) and the kernel fits the padded input."""
         if X.ndim != 4 or X.shape[1] != self.c_in:
             raise ValueError(f"Conv2d input must have shape (N, {self.c_in}, H, W), got {X.shape}")
-        kh, kw = self.kernel_size
-        H, W = X.shape[2:]
-        axes = zip(("height", "width"), ("H", "W"), (H, W), self.kernel_size, self.padding)
-        misfits = [f"{axis}: need {size_name} + 2*{p} >= {k}, got {size_name}={size}"
-                   for axis, size_name, size, k, p in axes if size + 2 * p < k]
-        if misfits:
-            raise ValueError(
-                f"Conv2d kernel {kh}x{kw} does not fit the {H}x{W} input with padding "
-                f"(ph, pw) = {self.padding} along its {'; '.join(misfits)}"
-            )
+        self._check_window(*X.shape[2:])
 
     def _patches(self, X):
         return _patches(X, self.kernel_size, self.stride, self.padding)  # (N, P, K)

@@ -36,14 +36,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from minisplit._checks import check_int, check_int_pair, make_rng
+from minisplit._checks import check_int, make_rng
 from minisplit.activations import get_activation
 from minisplit.layers import _batchnorm as bn
 from minisplit.layers.base import BatchNormMixin, NeuronLayer, UnitCarryingLayer
-from minisplit.layers.conv import _fold, _nchw, _patches, _rows, _unpack
+from minisplit.layers.conv import SlidingWindow, _fold, _nchw, _patches, _rows, _unpack
 
 
-class DepthwiseConv2d(BatchNormMixin, NeuronLayer, UnitCarryingLayer):
+class DepthwiseConv2d(SlidingWindow, BatchNormMixin, NeuronLayer, UnitCarryingLayer):
     """Depthwise convolution ``A = f(dwconv(X, W) + b)``: one filter per channel.
 
     ``Z[n, c, y, x] = b[c] + sum_{a, e} W[c, a, e] * Xp[n, c, sh y + a, sw x + e]`` with
@@ -106,9 +106,7 @@ class DepthwiseConv2d(BatchNormMixin, NeuronLayer, UnitCarryingLayer):
     def _configure(self, channels, kernel_size, stride=1, padding=0, activation="tanh",
                    batch_norm=False, bn_eps=1e-5, gamma_l1=0.0):
         self.channels = check_int(channels, "channels", low=1)
-        self.kernel_size = check_int_pair(kernel_size, "kernel_size", low=1)
-        self.stride = check_int_pair(stride, "stride", low=1)
-        self.padding = check_int_pair(padding, "padding", low=0)
+        self._configure_window(kernel_size, stride, padding)
         self.act = get_activation(activation)
         self._configure_batch_norm(batch_norm, bn_eps, gamma_l1)
 
@@ -118,28 +116,17 @@ class DepthwiseConv2d(BatchNormMixin, NeuronLayer, UnitCarryingLayer):
     def config(self) -> dict:
         return {
             "channels": self.channels,
-            "kernel_size": list(self.kernel_size),
-            "stride": list(self.stride),
-            "padding": list(self.padding),
+            **self._window_config(),
             "activation": self.act.name,
             **self._batch_norm_config(),
         }
-
-    def output_shape(self, H: int, W: int) -> tuple[int, int]:
-        """``(Ho, Wo)`` for an H x W input."""
-        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
-        return (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
 
     def check_input(self, X: np.ndarray) -> None:
         """Raise ValueError unless X is (N, channels, H, W) and the kernel fits."""
         if X.ndim != 4 or X.shape[1] != self.channels:
             raise ValueError(f"DepthwiseConv2d input must have shape (N, {self.channels}, H, W), "
                              f"got {X.shape}")
-        H, W = X.shape[2:]
-        (kh, kw), (ph, pw) = self.kernel_size, self.padding
-        if H + 2 * ph < kh or W + 2 * pw < kw:
-            raise ValueError(f"DepthwiseConv2d kernel {kh}x{kw} does not fit the {H}x{W} input "
-                             f"with padding (ph, pw) = {self.padding}")
+        self._check_window(*X.shape[2:])
 
     # ---- the passes (docs/derivatives.md) ---------------------------------------------------
 
