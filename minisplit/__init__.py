@@ -49,6 +49,7 @@ from minisplit.layers import (
     UnitCarryingLayer,
 )
 from minisplit.losses import LOSSES, get_loss
+from minisplit.models import dscnn
 from minisplit.network import (
     MAX_HESSIAN_PARAMS,
     Head,
@@ -121,6 +122,7 @@ __all__ = [
     "audio",
     "carry_state",
     "datasets",
+    "dscnn",
     "flatten",
     "get_activation",
     "get_loss",
