@@ -417,6 +417,19 @@ class BatchNormMixin:
         """Shapes of the per-neuron parameters besides W."""
         return {"gamma": (n,), "beta": (n,)} if self.batch_norm else {"b": (n,)}
 
+    # theta_i = [W[i].ravel(), b[i]], C order, the bias last; with batch norm W[i] alone
+    # (BN's shift replaces the bias). W[i] is a row (Dense), a filter (Conv2d) or a
+    # channel's taps (DepthwiseConv2d): ``param_shapes()["W"][1:]``.
+
+    def neuron_params(self):
+        W = self.W.reshape(self.W.shape[0], -1)  # (n, K)
+        return W.copy() if self.batch_norm else np.hstack([W, self.b[:, None]])  # (n, d)
+
+    def _params_from_theta(self, theta, parents):
+        shape = self.param_shapes()["W"][1:]  # one neuron's weights
+        W = theta[:, : int(np.prod(shape))].reshape(theta.shape[0], *shape)
+        return [W, *self._channel_params(parents)] if self.batch_norm else [W, theta[:, -1]]
+
     def _default_neuron_params(self, n) -> list:
         """A fresh layer's per-neuron parameters: b = 0, or gamma = 1 and beta = 0."""
         return [np.ones(n), np.zeros(n)] if self.batch_norm else [np.zeros(n)]

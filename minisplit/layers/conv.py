@@ -301,18 +301,6 @@ class Conv2d(SlidingWindow, BatchNormMixin, NeuronLayer, ReadingLayer):
     def neuron_dim(self) -> int:
         return self.c_in * self.kernel_size[0] * self.kernel_size[1] + (0 if self.batch_norm else 1)
 
-    def neuron_params(self):
-        if self.batch_norm:
-            return self.W.reshape(self.c_out, -1).copy()  # (c_out, K): BN's shift, no bias
-        return np.hstack([self.W.reshape(self.c_out, -1), self.b[:, None]])  # (c_out, K + 1)
-
-    def _params_from_theta(self, theta, parents):
-        K = self.c_in * self.kernel_size[0] * self.kernel_size[1]
-        W = theta[:, :K].reshape(theta.shape[0], self.c_in, *self.kernel_size)  # (n, c_in, kh, kw)
-        if self.batch_norm:
-            return [W, *self._channel_params(parents)]
-        return [W, theta[:, -1]]
-
     def _resized(self, n):
         return {"c_out": n}
 

@@ -183,16 +183,6 @@ class Dense(BatchNormMixin, NeuronLayer, ReadingLayer):
     def neuron_dim(self) -> int:
         return self.n_in + (0 if self.batch_norm else 1)
 
-    def neuron_params(self):
-        if self.batch_norm:
-            return self.W.copy()  # (n_out, n_in): BN's shift replaces the bias
-        return np.hstack([self.W, self.b[:, None]])  # (n_out, n_in + 1)
-
-    def _params_from_theta(self, theta, parents):
-        if self.batch_norm:
-            return [theta, *self._channel_params(parents)]  # W (n, n_in), gamma, beta (n,)
-        return [theta[:, :-1], theta[:, -1]]  # W (n, n_in), b (n,)
-
     def _resized(self, n):
         return {"n_out": n}
 

@@ -222,18 +222,6 @@ class DepthwiseConv2d(SlidingWindow, BatchNormMixin, NeuronLayer, UnitCarryingLa
     def neuron_dim(self) -> int:
         return self.kernel_size[0] * self.kernel_size[1] + (0 if self.batch_norm else 1)
 
-    def neuron_params(self):
-        if self.batch_norm:
-            return self._taps(self.W).copy()  # (C, T)
-        return np.hstack([self._taps(self.W), self.b[:, None]])  # (C, T + 1)
-
-    def _params_from_theta(self, theta, parents):
-        T = self.kernel_size[0] * self.kernel_size[1]
-        W = theta[:, :T].reshape(theta.shape[0], *self.kernel_size)  # (n, kh, kw)
-        if self.batch_norm:
-            return [W, *self._channel_params(parents)]
-        return [W, theta[:, -1]]
-
     def _resized(self, n):
         return {"channels": n}
 
