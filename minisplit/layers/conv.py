@@ -86,7 +86,8 @@ def _unpack(cache):
 class SlidingWindow:
     """The geometry of a layer that slides a kh x kw window over NCHW input (Conv2d,
     DepthwiseConv2d): per-axis ``kernel_size``, ``stride`` and ``padding`` pairs, the output
-    size and the check that the window fits."""
+    size, the check that the window fits, and the curvature coefficients of its neurons, one
+    row per (sample, output position)."""
 
     def _configure_window(self, kernel_size, stride, padding) -> None:
         self.kernel_size = check_int_pair(kernel_size, "kernel_size", low=1)
@@ -101,6 +102,17 @@ class SlidingWindow:
         """``(Ho, Wo)`` for an H x W input."""
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
         return (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
+
+    def _coefficients(self, dA, cache, d2f):
+        """C[m, i] = g_{m,i} f''(z_{m,i}) (M, n), rows m = (sample, position), times c_i^2 of a
+        folded eval-mode BN: the weights of every splitting matrix of a window layer."""
+        Z = cache[1]
+        if np.shape(dA) != Z.shape:
+            raise ValueError(f"dA must have the layer output's shape {Z.shape}, got {np.shape(dA)}")
+        if d2f is not None and not callable(d2f):
+            raise TypeError(f"d2f must be a callable z -> f''(z) or None, got {d2f!r}")
+        scale = self._fold_scale(_unpack(cache)[3]) ** 2  # c_i^2 of the folded eval-mode BN, or 1
+        return _rows(dA * (d2f or self.act.d2f)(Z)) * scale  # (M, n)
 
     def _check_window(self, H: int, W: int) -> None:
         """ValueError naming the axis along which the kernel does not fit the padded input."""
@@ -303,16 +315,6 @@ class Conv2d(SlidingWindow, BatchNormMixin, NeuronLayer, ReadingLayer):
 
     def _resized(self, n):
         return {"c_out": n}
-
-    def _coefficients(self, dA, cache, d2f):
-        """C[m, i] = g_{m,i} f''(z_{m,i}) (M, c_out), rows m = (sample, position)."""
-        Z = cache[1]
-        if np.shape(dA) != Z.shape:
-            raise ValueError(f"dA must have the layer output's shape {Z.shape}, got {np.shape(dA)}")
-        if d2f is not None and not callable(d2f):
-            raise TypeError(f"d2f must be a callable z -> f''(z) or None, got {d2f!r}")
-        scale = self._fold_scale(_unpack(cache)[3]) ** 2  # c_i^2 of the folded eval-mode BN, or 1
-        return _rows(dA * (d2f or self.act.d2f)(Z)) * scale  # (M, c_out)
 
     def _blocks(self, cols, C):
         """(h~ rows, C rows) in blocks of ~CHUNK_BYTES, so no full (M, d) copy of h~ is made

@@ -225,16 +225,6 @@ class DepthwiseConv2d(SlidingWindow, BatchNormMixin, NeuronLayer, UnitCarryingLa
     def _resized(self, n):
         return {"channels": n}
 
-    def _coefficients(self, dA, cache, d2f):
-        """C[m, c] = g_{m,c} f''(z_{m,c}) (M, C), times c_c^2 of a folded eval-mode BN."""
-        Z = cache[1]
-        if np.shape(dA) != Z.shape:
-            raise ValueError(f"dA must have the layer output's shape {Z.shape}, got {np.shape(dA)}")
-        if d2f is not None and not callable(d2f):
-            raise TypeError(f"d2f must be a callable z -> f''(z) or None, got {d2f!r}")
-        scale = self._fold_scale(_unpack(cache)[3]) ** 2
-        return _rows(dA * (d2f or self.act.d2f)(Z)) * scale  # (M, C)
-
     def _inputs(self, cache):
         """h~_{m,c} (M, C, d): channel c's patch at row m, with a 1 for the bias (not with BN)."""
         cols = cache[0]  # (M, C, T)
