@@ -49,7 +49,7 @@ from minisplit.layers import (
     UnitCarryingLayer,
 )
 from minisplit.losses import LOSSES, get_loss
-from minisplit.models import dscnn
+from minisplit.models import dscnn, small_cnn
 from minisplit.network import (
     MAX_HESSIAN_PARAMS,
     Head,
@@ -134,6 +134,7 @@ __all__ = [
     "remove_units",
     "save",
     "set_running_statistics",
+    "small_cnn",
     "signed_split",
     "split",
     "split_many",

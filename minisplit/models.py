@@ -1,4 +1,7 @@
-"""Named architectures built from the layers: Hello Edge's DS-CNN for keyword spotting.
+"""Named architectures built from the layers: a small CNN and Hello Edge's DS-CNN.
+
+:func:`small_cnn` is the convolutional network of the pruning comparison (docs/pruning.md):
+a few 3 x 3 convs with batch norm, each followed by 2 x 2 average pooling, and a Dense head.
 
 :func:`dscnn` is the depthwise-separable CNN of Zhang, Suda, Lai and Chandra (2017) on an
 MFCC image (C, H, W) = (1, 49, 10), a sequence of layers handed to :class:`Network`:
@@ -26,7 +29,7 @@ from collections.abc import Iterable
 
 from minisplit._checks import check_bool, check_int, make_rng
 from minisplit.activations import get_activation
-from minisplit.layers import Conv2d, Dense, DepthwiseConv2d, GlobalAvgPool2d
+from minisplit.layers import AvgPool2d, Conv2d, Dense, DepthwiseConv2d, Flatten, GlobalAvgPool2d
 from minisplit.network import Network
 
 #: Hello Edge's first convolution: kernel (kh, kw) and stride (sh, sw).
@@ -156,4 +159,67 @@ def dscnn(n_classes=12, input_shape=(1, 49, 10), width=64, n_blocks=4, activatio
         layers.append(Conv2d(c_in, c_out, 1, activation=activation, batch_norm=batch_norm,
                              seed=rng))
     layers += [GlobalAvgPool2d(), Dense(widths[-1], n_classes, "identity", seed=rng)]
+    return Network(layers, "cross_entropy", mode=mode)
+
+
+def small_cnn(n_classes=10, input_shape=(1, 14, 14), width=(8, 16), activation="softplus",
+              batch_norm=True, mode="train", seed=None) -> Network:
+    """A small CNN: 3 x 3 convs with batch norm, 2 x 2 average pooling, a Dense head.
+
+    Layers (f the activation, every conv batch-normalised when ``batch_norm``)::
+
+        Conv2d(w_{k-1} -> w_k, kernel 3 x 3, padding 1), f   [AvgPool2d(2)]   k = 0..K-1
+        Flatten
+        Dense(w_{K-1} * H' * W' -> n_classes, identity): logits, cross-entropy loss
+
+    with ``w_{-1} = C``. A conv keeps the map's size; the 2 x 2 pool follows it while both
+    sides of the map are even (14 x 14 -> 7 x 7, then no more pooling; 8 x 8 -> 4 x 4 ->
+    2 x 2). Every conv is growable: the first ones are read by the next conv (through the
+    pool), the last by the Dense through pool and flatten, where a pruned channel's
+    constant output folds into the Dense's bias exactly (docs/pruning.md).
+
+    Parameters
+    ----------
+    n_classes : int
+        >= 2.
+    input_shape : triple of int
+        (C, H, W) of one image (default (1, 14, 14), the shipped Fashion-MNIST images).
+    width : sequence of int
+        The channels of each conv (default (8, 16)): narrow widths are seeds to grow from,
+        wide ones the networks the pruning methods start from.
+    activation, batch_norm, mode, seed
+        As in :func:`dscnn` (softplus: f'' > 0 everywhere, so splitting sees every neuron).
+
+    Returns
+    -------
+    Network
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> net = small_cnn(width=(4, 6), seed=0)
+    >>> [type(obj).__name__ for obj in net.layers]
+    ['Conv2d', 'AvgPool2d', 'Conv2d', 'Flatten', 'Dense']
+    >>> net.forward(np.zeros((2, 1, 14, 14))).shape
+    (2, 10)
+    """
+    n_classes = check_int(n_classes, "n_classes", low=2)
+    C, H, W = _input_shape(input_shape)
+    if isinstance(width, (str, bytes)) or not isinstance(width, Iterable):
+        raise ValueError(f"width must be a sequence of channel counts, got {width!r}")
+    widths = [check_int(w, f"width[{i}]", low=1) for i, w in enumerate(width)]
+    if not widths:
+        raise ValueError("width must hold at least one channel count, got ()")
+    get_activation(activation)  # refuse an unknown name before drawing anything
+    batch_norm = check_bool(batch_norm, "batch_norm")
+    rng = make_rng(seed, none=True)
+    layers, c_in = [], C
+    for c_out in widths:
+        layers.append(Conv2d(c_in, c_out, 3, padding=1, activation=activation,
+                             batch_norm=batch_norm, seed=rng))
+        if H % 2 == 0 and W % 2 == 0:
+            layers.append(AvgPool2d(2))
+            H, W = H // 2, W // 2
+        c_in = c_out
+    layers += [Flatten(), Dense(c_in * H * W, n_classes, "identity", seed=rng)]
     return Network(layers, "cross_entropy", mode=mode)

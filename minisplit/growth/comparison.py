@@ -6,10 +6,25 @@ over seeds) is the one table the command line, the benchmarks and the tutorials 
 
 Besides the growth strategies (:data:`minisplit.growth.strategies.STRATEGIES`), a
 comparison can run *reference* runs that do not grow, one record each in
-:data:`REFERENCES`: "fixed" trains the final architecture of the same seed's
-splitting run from scratch for that run's total steps; "scratch" trains, for every size
-that run passed through, a fresh network of that size for the steps the run had spent by
-the end of that size (the paper's "baseline (scratch)").
+:data:`REFERENCES`, each at the sizes the same seed's splitting run passed through (one
+history round per size, numbered as that run's rounds):
+
+fixed      the final architecture of splitting, from scratch, for that run's total steps T;
+scratch    every size splitting passed through, from scratch, for the steps the run had
+           spent by the end of that size (the paper's "baseline (scratch)");
+width      the width-multiplier family: the starting architecture with every layer's
+           width scaled by one factor to each size (:func:`uniform_widths`), from scratch,
+           T steps each;
+l1_prune   L1-prune (Li et al., 2017): a wide network (the starting architecture at
+           :data:`WIDE_FACTOR` times splitting's final size) trained T steps, pruned to
+           each size with per-layer ratios from its sensitivity curves
+           (:func:`minisplit.pruning.ratios_for_size`), fine-tuned ``steps_per_round``;
+bn_prune   Bn-prune (network slimming, Liu et al., 2017): the wide network trained T steps
+           with gamma initialised to 0.5 and the sparsity penalty :data:`SLIMMING_L1`,
+           pruned to each size on one global |gamma| threshold, fine-tuned
+           ``steps_per_round`` without the penalty.
+
+All use the run's optimiser, batch size and data (docs/growth.md, "Reference runs").
 """
 
 from __future__ import annotations
@@ -33,8 +48,9 @@ from minisplit._files import write_text_atomic
 from minisplit.growth.checkpoint import check_destination
 from minisplit.growth.config import GrowthConfig, GrowthResult
 from minisplit.growth.history import VERSION, History
-from minisplit.growth.loop import grow, train_fixed
-from minisplit.growth.strategies import STRATEGIES
+from minisplit.growth.loop import fine_tune, grow, train_fixed
+from minisplit.growth.sizes import network_size
+from minisplit.growth.strategies import STRATEGIES, reinitialized
 from minisplit.splitting.surgery import add_neurons, grown_parts
 
 #: Value of the ``format`` field of a comparison file.
@@ -49,7 +65,10 @@ class Reference:
     ``run(grown, start, parts, config) -> GrowthResult`` with ``grown`` that run's
     GrowthResult, ``start`` the seed's starting network and ``parts = (X_train, y_train,
     X_test, y_test)``; ``describe(grown) -> str`` says in a few words what the run will do
-    (progress lines).
+    (progress lines). ``requires(net, layers) -> None`` raises ValueError with the reason
+    when the run cannot start from ``net`` (None: any network). ``by_default``: whether
+    :func:`applicable_runs` (the default set of :func:`compare`) includes it; the width
+    family and the pruning runs train several or wide networks and are asked for by name.
     """
 
     name: str
@@ -57,6 +76,8 @@ class Reference:
     run: Callable
     describe: Callable
     summary: str = ""
+    requires: Callable | None = None
+    by_default: bool = True
 
 
 def _fixed(grown, start, parts, config):
@@ -88,6 +109,129 @@ def _scratch(grown, start, parts, config):
     return GrowthResult(last.net, scratch)
 
 
+def uniform_widths(net, layers, total) -> list[int]:
+    """The widths of ``layers`` scaled by one factor to ``total`` neurons in all.
+
+    Layer l of width w_l gets ``floor(k w_l)`` or one more, k = total / sum(w), the extra
+    ones to the largest remainders (the earlier layer on a tie), so the widths add up to
+    ``total`` exactly; at least 1 each.
+
+    Examples
+    --------
+    >>> import minisplit as ms
+    >>> net = ms.mlp([2, 3, 5, 1], seed=0)
+    >>> uniform_widths(net, [0, 1], 12), uniform_widths(net, [0, 1], 16)
+    ([4, 8], [6, 10])
+    """
+    base = np.array([net.layers[i].n_neurons for i in layers], dtype=np.float64)
+    total = check_int(total, "total", low=len(layers))
+    scaled = base * (total / base.sum())
+    widths = np.maximum(np.floor(scaled + 1e-9).astype(np.int64), 1)
+    order = np.argsort(-(scaled - np.floor(scaled + 1e-9)), kind="stable")
+    for j in order[: max(total - int(widths.sum()), 0)]:
+        widths[j] += 1
+    return [int(w) for w in widths]
+
+
+def _width(grown, start, parts, config):
+    """The starting architecture at uniform widths, one per size of the grown run, each
+    trained from scratch for the grown run's total steps."""
+    history, layers = grown.history, grown.history.meta["layers"]
+    rounds, last = [], None
+    for r in history.rounds:
+        sized = _widened(start, layers, uniform_widths(start, layers, r.n_neurons))
+        last = train_fixed(sized, parts[0], parts[1], config, history.total_steps, *parts[2:])
+        rounds.append(dataclasses.replace(last.history.rounds[0], round=r.round))
+    return GrowthResult(last.net, History({**last.history.meta, "strategy": "width"}, rounds))
+
+
+#: The pruning references start from the starting architecture at this many times the
+#: final size of the splitting run (in neurons of the grown layers, uniform widths).
+WIDE_FACTOR = 2
+#: The sparsity penalty of the "bn_prune" reference's training, lambda_s (Liu et al.'s
+#: value for CIFAR-10 on a mean cross-entropy).
+SLIMMING_L1 = 1e-4
+#: The L1-prune reference's sensitivity analysis tries these ratios, and measures on at
+#: most this many training samples (the comparison has no validation split).
+SENSITIVITY_RATIOS = tuple(np.round(np.arange(0.05, 0.951, 0.05), 2))
+SENSITIVITY_SAMPLES = 2000
+
+
+def _l1_sized(trained, parts, layers):
+    """``n_keep -> pruned network``: L1-prune of ``trained`` by its sensitivity curves."""
+    from minisplit import pruning
+
+    X, y = parts[0][:SENSITIVITY_SAMPLES], parts[1][:SENSITIVITY_SAMPLES]
+    judged = trained.copy().set_mode("eval") if trained.has_batch_norm else trained
+    curves = pruning.sensitivity(judged, X, y, layers, SENSITIVITY_RATIOS, "l1")
+    return lambda n_keep: pruning.l1_prune(trained, pruning.ratios_for_size(curves, n_keep))
+
+
+def _bn_sized(trained, parts, layers):
+    """``n_keep -> pruned network``: Bn-prune of ``trained`` on one global threshold."""
+    from minisplit import pruning
+
+    n_wide = sum(trained.layers[i].n_neurons for i in layers)
+    return lambda n_keep: pruning.with_gamma_l1(pruning.bn_prune(
+        trained, 1.0 - n_keep / n_wide, "global", layers, fold="beta"), 0.0)
+
+
+def _pruned(name, prepare, sized):
+    """The ``run`` of a pruning reference: train the wide network (``prepare`` sets it up),
+    prune it to every size of the grown run (``sized``), fine-tune each."""
+
+    def run(grown, start, parts, config):
+        history, layers = grown.history, grown.history.meta["layers"]
+        total = WIDE_FACTOR * history.rounds[-1].n_neurons
+        wide = _widened(start, layers, uniform_widths(start, layers, total))
+        wide = prepare(reinitialized(wide, np.random.default_rng(config.seed)))
+        trained = fine_tune(wide, parts[0], parts[1], config, history.total_steps, *parts[2:],
+                            strategy=name)
+        to_size = sized(trained.net, parts, layers)
+        rounds, last = [], None
+        for r in history.rounds:
+            pruned = to_size(r.n_neurons)
+            last = fine_tune(pruned, parts[0], parts[1], config, config.steps_per_round,
+                             *parts[2:], strategy=name)
+            tuned = last.history.rounds[0]
+            rounds.append(dataclasses.replace(
+                tuned, round=r.round, surgery=name,
+                n_added=tuned.n_neurons - trained.history.rounds[0].n_neurons,
+                total_steps=history.total_steps + tuned.steps))
+        wide_round = trained.history.rounds[0]
+        meta = {**last.history.meta, "wide": {
+            "neurons": wide_round.neurons, "params": wide_round.params,
+            "flops": wide_round.flops, "steps": wide_round.steps,
+            "train_loss": wide_round.train_loss, "test_loss": wide_round.test_loss,
+            "test_accuracy": wide_round.test_accuracy, "time_train": wide_round.time_train}}
+        return GrowthResult(last.net, History(meta, rounds))
+
+    return run
+
+
+def _prunable(criterion):
+    """``requires`` of a pruning reference: every grown layer scored by ``criterion``."""
+
+    def requires(net, layers):
+        from minisplit import pruning
+
+        scored = pruning.prunable_layers(net, criterion)
+        missing = [index for index in layers if index not in scored]
+        if missing:
+            kind = {"l1": "a Dense or Conv2d layer", "bn": "a batch-normalised Dense or "
+                    "Conv2d layer"}[criterion]
+            raise ValueError(f"{criterion}_prune prunes {kind}; the grown layers {missing} "
+                             f"are not")
+
+    return requires
+
+
+def _slimming(net):
+    from minisplit import pruning
+
+    return pruning.with_gamma_l1(pruning.init_gamma(net, 0.5), SLIMMING_L1)
+
+
 #: Reference runs a comparison can include, by name.
 REFERENCES = {
     r.name: r
@@ -98,6 +242,21 @@ REFERENCES = {
         Reference("scratch", "splitting", _scratch,
                   lambda grown: f"{len(grown.history.rounds)} sizes from scratch",
                   "every size splitting passed through, trained from scratch as long"),
+        Reference("width", "splitting", _width,
+                  lambda grown: f"{len(grown.history.rounds)} uniform widths from scratch",
+                  "the starting architecture at uniform widths, one per size, trained "
+                  "from scratch for the whole budget", by_default=False),
+        Reference("l1_prune", "splitting", _pruned("l1_prune", lambda net: net, _l1_sized),
+                  lambda grown: f"a {WIDE_FACTOR}x wide network, L1-pruned to "
+                  f"{len(grown.history.rounds)} sizes",
+                  "a wide network trained for the whole budget, L1-pruned (Li et al.) to "
+                  "each size and fine-tuned", _prunable("l1"), by_default=False),
+        Reference("bn_prune", "splitting", _pruned("bn_prune", _slimming, _bn_sized),
+                  lambda grown: f"a {WIDE_FACTOR}x wide network with sparse gamma, "
+                  f"Bn-pruned to {len(grown.history.rounds)} sizes",
+                  "a wide network trained for the whole budget with the gamma penalty, "
+                  "Bn-pruned (Liu et al.) to each size and fine-tuned", _prunable("bn"),
+                  by_default=False),
     )
 }
 #: Every name :func:`compare` accepts, in table order: the strategies, then the references.
@@ -106,7 +265,8 @@ RUN_NAMES = (*STRATEGIES, *REFERENCES)
 
 def applicable_runs(net) -> tuple:
     """The names of every strategy whose requirements ``net``'s growable layers meet, then
-    every reference run (those need only the strategy they follow)."""
+    every reference run of the default set whose strategy is among them and whose
+    requirements ``net`` meets (:attr:`Reference.by_default`)."""
     from minisplit.growth.sizes import growable_layers
 
     layers = growable_layers(net)
@@ -118,7 +278,17 @@ def applicable_runs(net) -> tuple:
         except ValueError:
             continue
         names.append(name)
-    return (*names, *(r for r, ref in REFERENCES.items() if ref.after in names))
+    return (*names, *(r for r, ref in REFERENCES.items() if ref.by_default and ref.after in names
+                      and _meets(ref, net, layers)))
+
+
+def _meets(ref, net, layers) -> bool:
+    try:
+        if ref.requires is not None:
+            ref.requires(net, layers)
+    except ValueError:
+        return False
+    return True
 
 
 def compare(
@@ -184,6 +354,7 @@ def compare(
     for name in strategies:
         if name in REFERENCES and REFERENCES[name].after not in strategies:
             raise ValueError(f'"{name}" needs the runs of "{REFERENCES[name].after}": include both')
+    _check_references(strategies, make_net, seeds)
     seeds = [check_int(s, "each seed", low=0) for s in seeds]
     check_callable(progress, "progress", none=True)
     if executor is not None and not isinstance(executor, concurrent.futures.Executor):
@@ -246,6 +417,18 @@ def process_pool(jobs):
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _check_references(strategies, make_net, seeds) -> None:
+    """ValueError now, before any training, if a reference cannot start from the network."""
+    asked = [REFERENCES[name] for name in strategies
+             if name in REFERENCES and REFERENCES[name].requires is not None]
+    if asked:
+        from minisplit.growth.sizes import growable_layers
+
+        net = make_net(check_int(seeds[0], "each seed", low=0) if seeds else 0)
+        for ref in asked:
+            ref.requires(net, growable_layers(net))
 
 
 def _result(future):

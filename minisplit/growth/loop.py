@@ -386,14 +386,30 @@ def train_fixed(net, X, y, config, steps, X_test=None, y_test=None) -> GrowthRes
     gets exactly ``steps`` updates (give it a grown run's ``history.total_steps``).
     The history has one round (round 0) and stop reason "steps".
     """
-    data = (X, y, X_test, y_test)
+    rng = np.random.default_rng(config.seed)
+    return _train_steps(net, (X, y, X_test, y_test), config, steps, rng, "fixed", fresh=True)
+
+
+def fine_tune(net, X, y, config, steps, X_test=None, y_test=None,
+              strategy="fine_tune") -> GrowthResult:
+    """``steps`` updates of ``net`` as it is (its weights kept): training after pruning.
+
+    As :func:`train_fixed` (a fresh optimiser of ``config``, its batch size and seed, no
+    plateau stop, a history of one round with stop reason "steps" and ``strategy`` in its
+    meta), but from ``net``'s own weights.
+    """
+    rng = np.random.default_rng(config.seed)
+    return _train_steps(net, (X, y, X_test, y_test), config, steps, rng, strategy, fresh=False)
+
+
+def _train_steps(net, data, config, steps, rng, strategy, fresh) -> GrowthResult:
     layers = _check_inputs(net, data, config, None)
     steps = check_int(steps, "steps", low=0)
-    rng = np.random.default_rng(config.seed)
-    fresh = reinitialized(net, rng)
-    history = _new_history("fixed", config, layers, net)
+    if fresh:
+        net = reinitialized(net, rng)
+    history = _new_history(strategy, config, layers, net)
     history.meta["stop_reason"] = "steps"
     optimizer = config.make_optimizer()
-    fresh, fields = _train(fresh, data, optimizer, rng, config, steps, None, layers, 0, False)
+    net, fields = _train(net, data, optimizer, rng, config, steps, None, layers, 0, False)
     history.rounds.append(Round(**_NO_SURGERY, **fields))
-    return GrowthResult(fresh, history)
+    return GrowthResult(net, history)

@@ -53,6 +53,7 @@ from minisplit.pruning.criteria import (
 from minisplit.pruning.sensitivity import (
     Sensitivity,
     choose_ratios,
+    ratios_for_size,
     sensitivity,
 )
 from minisplit.pruning.slimming import (
@@ -92,6 +93,7 @@ __all__ = [
     "penalised_loss",
     "prunable_layers",
     "prune",
+    "ratios_for_size",
     "sensitivity",
     "with_gamma_l1",
 ]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from minisplit._checks import check_choice, check_real, check_type
+from minisplit._checks import check_choice, check_int, check_real, check_type
 from minisplit.network import Network
 
 #: The ratios a sensitivity analysis tries by default: 0.1, 0.2, ..., 0.9.
@@ -16,6 +16,7 @@ from minisplit.pruning.criteria import (
     DEFAULT_RATIOS,
     _check_layer,
     lowest_units,
+    n_removed,
     prunable_layers,
 )
 from minisplit.splitting.surgery import remove_units
@@ -158,3 +159,62 @@ def choose_ratios(result, tolerance) -> dict:
         k = len(within) if within.all() else int(np.argmin(within))  # ratios before the first miss
         chosen[layer] = float(result.ratios[k - 1]) if k else 0.0
     return chosen
+
+
+def ratios_for_size(result, n_keep) -> dict:
+    """Per-layer ratios that keep ``n_keep`` units in all, in the order the curves allow.
+
+    Li et al. read each layer's ratio off its sensitivity curve at one tolerance
+    (:func:`choose_ratios`); raising the tolerance prunes more, the robust layers first
+    and the sensitive ones last. The units each layer keeps at tolerance t, ``K_l(t)``,
+    only fall as t grows, and change only at 0 and at the positive drops on the curves. To
+    prune to a size: take the largest tolerance t_a with ``sum_l K_l(t_a) >= n_keep``; if
+    that is more than ``n_keep``, the next tolerance t_b keeps fewer, and the surplus is
+    removed from the layers that shrink between t_a and t_b, in proportion to how much each
+    shrinks (largest remainders first, the earlier layer on a tie). So the sizes are
+    matched exactly, from the whole network down to what the largest ratio tried leaves.
+
+    Parameters
+    ----------
+    result : Sensitivity
+    n_keep : int
+        >= 1, the units wanted in the analysed layers together; below the smallest size
+        the curves reach, that smallest size is returned.
+
+    Returns
+    -------
+    dict {layer: float}
+        Ratios ``(n_l - kept_l) / n_l``, which :func:`prune` turns into exactly
+        ``n_l - kept_l`` units removed (:func:`n_removed`).
+
+    Examples
+    --------
+    >>> result = Sensitivity("accuracy", 0.9, (0.25, 0.5, 0.75), {0: (0.9, 0.88, 0.5),
+    ...                      2: (0.7, 0.9, 0.9)}, {0: (1, 2, 3), 2: (1, 2, 3)}, {0: 4, 2: 4})
+    >>> ratios_for_size(result, 6), ratios_for_size(result, 4)
+    ({0: 0.5, 2: 0.0}, {0: 0.5, 2: 0.5})
+    """
+    check_type(result, "result", Sensitivity)
+    n_keep = check_int(n_keep, "n_keep", low=1)
+    layers = list(result.curves)
+    drops = np.concatenate([result.drops(layer) for layer in layers])
+    kept = []  # K_l(t) for each candidate tolerance, ascending
+    for tolerance in np.unique(np.concatenate([[0.0], drops[drops > 0]])):
+        ratios = choose_ratios(result, float(tolerance))
+        kept.append(np.array([result.n_units[layer] - n_removed(result.n_units[layer],
+                                                                ratios[layer])
+                              for layer in layers]))
+    totals = np.array([k.sum() for k in kept])
+    above = np.flatnonzero(totals >= n_keep)
+    a = int(above[-1]) if above.size else 0
+    chosen = kept[a].copy()
+    if totals[a] > n_keep and a + 1 < len(kept):
+        shrink = kept[a] - kept[a + 1]  # (layers,), >= 0, sums to more than the surplus
+        surplus = int(totals[a] - n_keep)
+        share = shrink * (surplus / shrink.sum())
+        cut = np.floor(share + 1e-9).astype(np.int64)
+        order = np.argsort(-(share - cut), kind="stable")
+        cut[order[: surplus - int(cut.sum())]] += 1
+        chosen -= cut
+    return {layer: float((result.n_units[layer] - k) / result.n_units[layer])
+            for layer, k in zip(layers, chosen)}
