@@ -175,12 +175,19 @@ def plot_spectrum(history, path=None, title=None) -> Figure:
     return _finish(fig, path)
 
 
-def plot_by_size(comparison, path=None, metric="test_loss", title=None) -> Figure:
+#: The x axes :func:`plot_by_size` can draw against, with their labels.
+SIZE_AXES = {"neurons": "neurons in the grown layers", "params": "parameters",
+             "flops": "multiply-adds per sample"}
+
+
+def plot_by_size(comparison, path=None, metric="test_loss", title=None, x="neurons") -> Figure:
     """A metric against size: the median over seeds and its interquartile band, per strategy.
 
     The numbers are :meth:`Comparison.by_size`'s: at each size, the seeds whose run trained
     there; a size some seeds never reached is drawn hollow. Reference runs at one size
-    ("fixed") are single points with a bar from the first to the third quartile.
+    ("fixed") are single points with a bar from the first to the third quartile. With
+    ``x="params"`` or ``"flops"`` each size is drawn at the median cost of its networks
+    (:meth:`Comparison.size_of`): accuracy against parameters or multiply-adds.
 
     Parameters
     ----------
@@ -188,6 +195,7 @@ def plot_by_size(comparison, path=None, metric="test_loss", title=None) -> Figur
     path : str or os.PathLike or None
     metric : {"train_loss", "test_loss", "train_accuracy", "test_accuracy"}
     title : str or None
+    x : {"neurons", "params", "flops"}
 
     Returns
     -------
@@ -195,12 +203,14 @@ def plot_by_size(comparison, path=None, metric="test_loss", title=None) -> Figur
     """
     check_type(comparison, "comparison", Comparison)
     check_choice(metric, "metric", METRICS)
+    check_choice(x, "x", tuple(SIZE_AXES))
     fig, ax = _figure()
     table, positive = comparison.by_size(metric), True
+    cost = comparison.size_of(x)
     for colour, (name, cells) in enumerate(table.items()):
         if not cells:
             continue
-        sizes = np.array(sorted(cells), dtype=np.float64)
+        sizes = np.array([cost[name][s] for s in sorted(cells)], dtype=np.float64)
         median = np.array([cells[s].median for s in sorted(cells)])
         q1 = np.array([cells[s].q1 for s in sorted(cells)])
         q3 = np.array([cells[s].q3 for s in sorted(cells)])
@@ -218,9 +228,10 @@ def plot_by_size(comparison, path=None, metric="test_loss", title=None) -> Figur
     if positive and metric.endswith("loss"):
         ax.set_yscale("log")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("neurons in the grown layers")
+    ax.set_xlabel(SIZE_AXES[x])
     ax.set_ylabel(f"{metric.replace('_', ' ')} (median, band: quartiles)")
-    ax.set_title(title or f"{comparison.dataset}: {metric.replace('_', ' ')} at each size")
+    ax.set_title(title or f"{comparison.dataset}: {metric.replace('_', ' ')} against "
+                 f"{SIZE_AXES[x].split(' in ')[0]}")
     if ax.lines:
         ax.legend(fontsize="small")
     return _finish(fig, path)

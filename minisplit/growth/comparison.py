@@ -121,7 +121,7 @@ def uniform_widths(net, layers, total) -> list[int]:
     >>> import minisplit as ms
     >>> net = ms.mlp([2, 3, 5, 1], seed=0)
     >>> uniform_widths(net, [0, 1], 12), uniform_widths(net, [0, 1], 16)
-    ([4, 8], [6, 10])
+    ([5, 7], [6, 10])
     """
     base = np.array([net.layers[i].n_neurons for i in layers], dtype=np.float64)
     total = check_int(total, "total", low=len(layers))
@@ -577,6 +577,31 @@ class Comparison:
                                len(v), len(runs), *map(float, np.percentile(v, [25, 75])))
                 for size, v in sorted(at.items())
             }
+        return table
+
+    def size_of(self, kind) -> dict:
+        """``{strategy: {n_neurons: median of kind}}``: the parameters or FLOPs per sample of
+        the networks at each size of :meth:`by_size` (the median over the seeds' rounds at
+        that size; "neurons" gives the size itself), to draw a metric against cost.
+
+        Examples
+        --------
+        >>> import minisplit as ms
+        >>> data = ms.datasets.load("rbf_teacher", n=40)
+        >>> c = ms.compare(data, lambda s: ms.mlp([1, 2, 1], seed=s),
+        ...                ms.GrowthConfig(budget=3, steps_per_round=20), ["splitting"], [0])
+        >>> c.size_of("params")["splitting"]     # 1-2-1 and 1-3-1: 3n + 1 parameters
+        {2: 7.0, 3: 10.0}
+        """
+        kind = check_choice(kind, "kind", ("neurons", "params", "flops"))
+        table = {}
+        for strategy, runs in self.histories.items():
+            at = {}
+            for history in runs:
+                last = {r.n_neurons: r for r in history.rounds}
+                for size, r in last.items():
+                    at.setdefault(size, []).append(size if kind == "neurons" else getattr(r, kind))
+            table[strategy] = {size: float(statistics.median(v)) for size, v in sorted(at.items())}
         return table
 
     def standing(self, metric, reference="splitting") -> dict:
