@@ -257,7 +257,7 @@ def test_conv_forward_matches_naive_loops(stride, padding, maps):
         dict(c_in=2, c_out=3, kernel_size=(3, 2), stride=stride, padding=padding), "tanh", rng
     )
     X = rng.normal(size=(2, 2, 5, 4))
-    A, (cols, Z, _) = layer.forward(X)
+    A, (cols, Z, _, _) = layer.forward(X)
     Z_loop = naive_conv(X, layer.W, layer.b, stride, padding)
     assert Z_loop.shape == (2, 3, *maps) and layer.output_shape(5, 4) == maps
     np.testing.assert_allclose(Z, Z_loop, rtol=1e-13, atol=1e-13)

@@ -43,7 +43,7 @@ def pre_activations(net, X):
     """Z of every Dense layer, in order."""
     out, A = [], X
     for layer in net.layers:
-        A, (_, Z) = layer.forward(A)
+        A, (_, Z, _) = layer.forward(A)
         out.append((layer.act.name, Z))
     return out
 

@@ -49,7 +49,6 @@ from minisplit.growth.checkpoint import check_destination
 from minisplit.growth.config import GrowthConfig, GrowthResult
 from minisplit.growth.history import VERSION, History
 from minisplit.growth.loop import fine_tune, grow, train_fixed
-from minisplit.growth.sizes import network_size
 from minisplit.growth.strategies import STRATEGIES, reinitialized
 from minisplit.splitting.surgery import add_neurons, grown_parts
 

@@ -78,9 +78,10 @@ def _nchw(M, N, Ho, Wo) -> np.ndarray:
 
 
 def _unpack(cache):
-    """``(cols, Z, x_shape, bn_cache)``: the forward cache has no ``bn_cache`` without batch
-    norm (and holds Y, the activation's input, in Z's place with it)."""
-    return (*cache, None) if len(cache) == 3 else cache
+    """``(cols, Z, x_shape, A, bn_cache)``: the forward cache has no ``bn_cache`` without
+    batch norm (and holds Y, the activation's input, in Z's place with it); A = f(Z) is the
+    output, from which tanh and sigmoid get their derivatives without evaluating f again."""
+    return (*cache, None) if len(cache) == 4 else cache
 
 
 class SlidingWindow:
@@ -111,7 +112,7 @@ class SlidingWindow:
             raise ValueError(f"dA must have the layer output's shape {Z.shape}, got {np.shape(dA)}")
         if d2f is not None and not callable(d2f):
             raise TypeError(f"d2f must be a callable z -> f''(z) or None, got {d2f!r}")
-        scale = self._fold_scale(_unpack(cache)[3]) ** 2  # c_i^2 of the folded eval-mode BN, or 1
+        scale = self._fold_scale(_unpack(cache)[4]) ** 2  # c_i^2 of the folded eval-mode BN, or 1
         return _rows(dA * (d2f or self.act.d2f)(Z)) * scale  # (M, n)
 
     def _check_window(self, H: int, W: int) -> None:
@@ -243,12 +244,13 @@ class Conv2d(SlidingWindow, BatchNormMixin, NeuronLayer, ReadingLayer):
         else:
             Z += self.b  # in place: Z is fresh, and each (M, c_out) temporary costs a memory pass
         Z = _nchw(Z, N, Ho, Wo)  # (N, c_out, Ho, Wo), a view
-        cache = (cols, Z, X.shape) if bn_cache is None else (cols, Z, X.shape, bn_cache)
-        return self.act.f(Z), cache
+        A = self.act.f(Z)  # in Z's memory order (rows), as ufuncs keep it
+        cache = (cols, Z, X.shape, A) if bn_cache is None else (cols, Z, X.shape, A, bn_cache)
+        return A, cache
 
     def backward(self, dA, cache, need_dX=True):
-        cols, Z, x_shape, bn_cache = _unpack(cache)
-        dZ = self.act.df(_rows(Z))  # (M, c_out) fresh; _rows(Z) is free: Z views row layout
+        cols, Z, x_shape, A, bn_cache = _unpack(cache)
+        dZ = self.act.slope(_rows(Z), _rows(A))  # (M, c_out) fresh; _rows is free here
         rows4 = dZ.reshape(Z.shape[0], Z.shape[2], Z.shape[3], -1)  # (N, Ho, Wo, c_out) view
         np.multiply(rows4, dA.transpose(0, 2, 3, 1), out=rows4)  # dZ = f'(Z) * dA, no copy of dA
         if bn_cache is None:
@@ -261,7 +263,7 @@ class Conv2d(SlidingWindow, BatchNormMixin, NeuronLayer, ReadingLayer):
         return dX, [dW.reshape(self.W.shape), *channel_grads]
 
     def r_forward(self, R_X, V, cache):
-        cols, Z, _, bn_cache = _unpack(cache)
+        cols, Z, _, A, bn_cache = _unpack(cache)
         N, Ho, Wo = Z.shape[0], Z.shape[2], Z.shape[3]
         R_Z = cols.reshape(N * Ho * Wo, -1) @ V[0].reshape(self.c_out, -1).T  # (M, c_out)
         R_cols = None
@@ -274,17 +276,17 @@ class Conv2d(SlidingWindow, BatchNormMixin, NeuronLayer, ReadingLayer):
         else:
             R_Z, R_Zh = bn.r_forward(R_lin, self.gamma, V[1], V[2], bn_cache)  # (M, c_out)
         R_Z = _nchw(R_Z, N, Ho, Wo)  # (N, c_out, Ho, Wo)
-        return self.act.df(Z) * R_Z, (R_cols, R_Z, R_lin, R_Zh)
+        return self.act.slope(Z, A) * R_Z, (R_cols, R_Z, R_lin, R_Zh)
 
     def r_backward(self, dA, R_dA, cache, r_cache, V, need_dX=True):
-        cols, Z, x_shape, bn_cache = _unpack(cache)
+        cols, Z, x_shape, A, bn_cache = _unpack(cache)
         R_cols, R_Z, R_lin, R_Zh = r_cache
         cols = cols.reshape(-1, cols.shape[2])  # (M, K)
         Wm = self.W.reshape(self.c_out, -1)  # (c_out, K)
         V_W = V[0].reshape(self.c_out, -1)  # (c_out, K)
-        df = self.act.df(Z)
+        df = self.act.slope(Z, A)
         dZ = _rows(df * dA)  # (M, c_out)
-        R_dZ = _rows(self.act.d2f(Z) * R_Z * dA + df * R_dA)  # (M, c_out)
+        R_dZ = _rows(self.act.curvature(Z, A) * R_Z * dA + df * R_dA)  # (M, c_out)
         if bn_cache is None:
             R_channel = [R_dZ.sum(axis=0)]  # R_db (c_out,)
         else:
@@ -343,11 +345,11 @@ class Conv2d(SlidingWindow, BatchNormMixin, NeuronLayer, ReadingLayer):
     def output_jacobian(self, cache):
         """J[n, i, :, y, x] = f'(z) c_i h~ (N, c_out, d, Ho, Wo): h~ the patch of position
         (y, x) with a 1 (h alone, times the folded BN scale c_i, with batch norm)."""
-        cols, Z, _, bn_cache = _unpack(cache)
+        cols, Z, _, A, bn_cache = _unpack(cache)
         scale = self._fold_scale(bn_cache)  # c_i (c_out,), or 1
         H = cols if self.batch_norm else with_ones(cols.reshape(-1, cols.shape[2]))
         H = H.reshape(Z.shape[0], Z.shape[2], Z.shape[3], -1)  # (N, Ho, Wo, d)
-        slope = self.act.df(Z) * np.reshape(scale, (1, -1, 1, 1))  # (N, c_out, Ho, Wo)
+        slope = self.act.slope(Z, A) * np.reshape(scale, (1, -1, 1, 1))  # (N, c_out, Ho, Wo)
         return np.einsum("nuyx,nyxd->nudyx", slope, H)  # (N, c_out, d, Ho, Wo)
 
     def flops_per_neuron(self, in_shape) -> int:

@@ -36,9 +36,10 @@ from minisplit.layers.base import BatchNormMixin, NeuronLayer, ReadingLayer
 
 
 def _unpack(cache):
-    """``(X, Z, bn_cache)``: the forward cache is ``(X, Z)`` without batch norm, ``(X, Y,
-    bn_cache)`` with it (Y, the activation's input, in Z's place)."""
-    return (*cache, None) if len(cache) == 2 else cache
+    """``(X, Z, A, bn_cache)``: the forward cache is ``(X, Z, A)`` without batch norm,
+    ``(X, Y, A, bn_cache)`` with it (Y, the activation's input, in Z's place; A = f(Z) the
+    output, from which tanh and sigmoid get their derivatives without evaluating f again)."""
+    return (*cache, None) if len(cache) == 3 else cache
 
 
 class Dense(BatchNormMixin, NeuronLayer, ReadingLayer):
@@ -117,13 +118,15 @@ class Dense(BatchNormMixin, NeuronLayer, ReadingLayer):
         Z = X @ self.W.T  # (N, n_out)
         if self.batch_norm:
             Y, bn_cache = self._normalise(Z)  # (N, n_out)
-            return self.act.f(Y), (X, Y, bn_cache)
+            A = self.act.f(Y)
+            return A, (X, Y, A, bn_cache)
         Z += self.b  # in place: Z is fresh, and each temporary costs a memory pass
-        return self.act.f(Z), (X, Z)
+        A = self.act.f(Z)
+        return A, (X, Z, A)
 
     def backward(self, dA, cache, need_dX=True):
-        X, Z, bn_cache = _unpack(cache)  # Z: the activation's input (Y with batch norm)
-        dZ = self.act.df(Z)  # (N, n_out), a fresh array
+        X, Z, A, bn_cache = _unpack(cache)  # Z: the activation's input (Y with batch norm)
+        dZ = self.act.slope(Z, A)  # (N, n_out), a fresh array
         dZ *= dA
         if bn_cache is None:
             channel_grads = [dZ.sum(axis=0)]  # db (n_out,)
@@ -135,7 +138,7 @@ class Dense(BatchNormMixin, NeuronLayer, ReadingLayer):
         return dX, [dW, *channel_grads]
 
     def r_forward(self, R_X, V, cache):
-        X, Z, bn_cache = _unpack(cache)
+        X, Z, A, bn_cache = _unpack(cache)
         V_W = V[0]
         R_Z = X @ V_W.T  # (N, n_out)
         if R_X is not None:
@@ -146,15 +149,15 @@ class Dense(BatchNormMixin, NeuronLayer, ReadingLayer):
             R_Zh = None
         else:
             R_Z, R_Zh = bn.r_forward(R_lin, self.gamma, V[1], V[2], bn_cache)
-        return self.act.df(Z) * R_Z, (R_X, R_Z, R_lin, R_Zh)
+        return self.act.slope(Z, A) * R_Z, (R_X, R_Z, R_lin, R_Zh)
 
     def r_backward(self, dA, R_dA, cache, r_cache, V, need_dX=True):
-        X, Z, bn_cache = _unpack(cache)
+        X, Z, A, bn_cache = _unpack(cache)
         R_X, R_Z, R_lin, R_Zh = r_cache
         V_W = V[0]
-        df = self.act.df(Z)
+        df = self.act.slope(Z, A)
         dZ = df * dA  # (N, n_out)
-        R_dZ = self.act.d2f(Z) * R_Z * dA + df * R_dA  # (N, n_out)
+        R_dZ = self.act.curvature(Z, A) * R_Z * dA + df * R_dA  # (N, n_out)
         if bn_cache is None:
             R_channel = [R_dZ.sum(axis=0)]  # R_db (n_out,)
         else:
@@ -192,7 +195,7 @@ class Dense(BatchNormMixin, NeuronLayer, ReadingLayer):
         Z = cache[1]
         if np.shape(dA) != Z.shape:
             raise ValueError(f"dA must have the layer output's shape {Z.shape}, got {np.shape(dA)}")
-        scale = self._fold_scale(_unpack(cache)[2]) ** 2  # c_i^2 of the folded BN, or 1
+        scale = self._fold_scale(_unpack(cache)[3]) ** 2  # c_i^2 of the folded BN, or 1
         return dA * (d2f or self.act.d2f)(Z) * scale  # (N, n_out)
 
     def splitting_matrices(self, dA, cache, d2f=None):

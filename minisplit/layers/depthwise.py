@@ -76,7 +76,7 @@ class DepthwiseConv2d(SlidingWindow, BatchNormMixin, NeuronLayer, UnitCarryingLa
 
     Notes
     -----
-    The forward cache is laid out as Conv2d's: ``(cols, Z, X.shape)`` (and the BN cache),
+    The forward cache is laid out as Conv2d's: ``(cols, Z, X.shape, A)`` (and the BN cache),
     with ``cols`` (M, C, T) the per-channel patches, taps in (kh, kw) order.
 
     Examples
@@ -154,12 +154,13 @@ class DepthwiseConv2d(SlidingWindow, BatchNormMixin, NeuronLayer, UnitCarryingLa
         else:
             Z = Z + self.b
         Z = _nchw(Z, N, Ho, Wo)  # (N, C, Ho, Wo)
-        cache = (cols, Z, X.shape) if bn_cache is None else (cols, Z, X.shape, bn_cache)
-        return self.act.f(Z), cache
+        A = self.act.f(Z)
+        cache = (cols, Z, X.shape, A) if bn_cache is None else (cols, Z, X.shape, A, bn_cache)
+        return A, cache
 
     def backward(self, dA, cache, need_dX=True):
-        cols, Z, x_shape, bn_cache = _unpack(cache)
-        dZ = _rows(self.act.df(Z) * dA)  # (M, C)
+        cols, Z, x_shape, A, bn_cache = _unpack(cache)
+        dZ = _rows(self.act.slope(Z, A) * dA)  # (M, C)
         if bn_cache is None:
             channel_grads = [dZ.sum(axis=0)]  # db (C,)
         else:
@@ -172,7 +173,7 @@ class DepthwiseConv2d(SlidingWindow, BatchNormMixin, NeuronLayer, UnitCarryingLa
         return dX, [dW.reshape(self.W.shape), *channel_grads]
 
     def r_forward(self, R_X, V, cache):
-        cols, Z, _, bn_cache = _unpack(cache)
+        cols, Z, _, A, bn_cache = _unpack(cache)
         N, Ho, Wo = Z.shape[0], Z.shape[2], Z.shape[3]
         R_Z = np.einsum("mct,ct->mc", cols, self._taps(V[0]))  # (M, C)
         R_cols = None
@@ -185,14 +186,14 @@ class DepthwiseConv2d(SlidingWindow, BatchNormMixin, NeuronLayer, UnitCarryingLa
         else:
             R_Z, R_Zh = bn.r_forward(R_lin, self.gamma, V[1], V[2], bn_cache)  # (M, C)
         R_Z = _nchw(R_Z, N, Ho, Wo)  # (N, C, Ho, Wo)
-        return self.act.df(Z) * R_Z, (R_cols, R_Z, R_lin, R_Zh)
+        return self.act.slope(Z, A) * R_Z, (R_cols, R_Z, R_lin, R_Zh)
 
     def r_backward(self, dA, R_dA, cache, r_cache, V, need_dX=True):
-        cols, Z, x_shape, bn_cache = _unpack(cache)
+        cols, Z, x_shape, A, bn_cache = _unpack(cache)
         R_cols, R_Z, R_lin, R_Zh = r_cache
-        df = self.act.df(Z)
+        df = self.act.slope(Z, A)
         dZ = _rows(df * dA)  # (M, C)
-        R_dZ = _rows(self.act.d2f(Z) * R_Z * dA + df * R_dA)  # (M, C)
+        R_dZ = _rows(self.act.curvature(Z, A) * R_Z * dA + df * R_dA)  # (M, C)
         if bn_cache is None:
             R_channel = [R_dZ.sum(axis=0)]  # R_db (C,)
         else:
@@ -249,10 +250,10 @@ class DepthwiseConv2d(SlidingWindow, BatchNormMixin, NeuronLayer, UnitCarryingLa
     def output_jacobian(self, cache):
         """J[n, c, :, y, x] = f'(z) c_c h~_{m,c} (N, C, d, Ho, Wo): channel c's own patch with a
         1 (alone, times the folded BN scale c_c, with batch norm)."""
-        Z = cache[1]
+        _, Z, _, A, bn_cache = _unpack(cache)
         N, C, Ho, Wo = Z.shape
-        scale = self._fold_scale(_unpack(cache)[3])  # c_c (C,), or 1
-        slope = _rows(self.act.df(Z)) * scale  # (M, C)
+        scale = self._fold_scale(bn_cache)  # c_c (C,), or 1
+        slope = _rows(self.act.slope(Z, A)) * scale  # (M, C)
         J = slope[:, :, None] * self._inputs(cache)  # (M, C, d)
         return J.reshape(N, Ho, Wo, C, -1).transpose(0, 3, 4, 1, 2)  # (N, C, d, Ho, Wo)
 
@@ -266,14 +267,14 @@ class DepthwiseConv2d(SlidingWindow, BatchNormMixin, NeuronLayer, UnitCarryingLa
         """Jz = dwconv(J) without bias (M, C, d): each of the d direction maps of unit c is
         convolved with W[c]; C = g f''(z) c_c^2; J_out = f'(z) c_c Jz (docs/splitting.md)."""
         N, C, d, H, W = J.shape
-        Z = cache[1]
+        _, Z, _, A, bn_cache = _unpack(cache)
         maps = J.reshape(N, C * d, H, W)  # channel (c, k): unit c's k-th direction map
         cols = _patches(maps, self.kernel_size, self.stride, self.padding)  # (N, P, C d T)
         cols = cols.reshape(-1, C, d, self.kernel_size[0] * self.kernel_size[1])  # (M, C, d, T)
         Jz = np.einsum("mcdt,ct->mcd", cols, self._taps(self.W))  # (M, C, d)
         coefficients = self._coefficients(dA, cache, None)  # (M, C), scale^2 inside
-        scale = self._fold_scale(_unpack(cache)[3])  # c_c (C,), or 1
-        slope = _rows(self.act.df(Z)) * scale  # (M, C)
+        scale = self._fold_scale(bn_cache)  # c_c (C,), or 1
+        slope = _rows(self.act.slope(Z, A)) * scale  # (M, C)
         J_out = (slope[:, :, None] * Jz).reshape(N, Z.shape[2], Z.shape[3], C, d)
         return coefficients, Jz, J_out.transpose(0, 3, 4, 1, 2)  # (N, C, d, Ho, Wo)
 
