@@ -95,6 +95,23 @@ def _softplus(z):
     return np.maximum(z, 0.0) + np.log1p(np.exp(-np.abs(z)))
 
 
+def _softplus_d1_out(a):
+    """f' = s = 1 - e^-a from the output a = softplus z (e^-a = 1 / (1 + e^z) = 1 - s),
+    as -expm1(-a): accurate where s is tiny (a ~ e^z) and where it is near 1."""
+    out = np.negative(a, out=_fresh(a))
+    np.expm1(out, out=out)
+    return np.negative(out, out=out)
+
+
+def _softplus_d2_out(a):
+    """f'' = s (1 - s) = -expm1(-a) e^-a from the output a = softplus z."""
+    out = np.negative(a, out=_fresh(a))
+    e = np.exp(out)  # 1 - s, computed directly (no cancellation where s is near 1)
+    np.expm1(out, out=out)
+    np.negative(out, out=out)
+    return np.multiply(out, e, out=out)
+
+
 # swish (SiLU): f = z s, f' = s + z s (1 - s), f'' = 2 s (1 - s) + z s (1 - s)(1 - 2 s)
 def _swish(z):
     return z * sigmoid(z)
@@ -153,10 +170,11 @@ class Activation:
         has a zero splitting matrix, so splitting cannot see it.
     df_out, d2f_out : callable or None
         ``a -> f'(z)``, ``a -> f''(z)`` from the output ``a = f(z)``, where that is cheaper
-        than from z (tanh: 1 - a^2, sigmoid: a (1 - a)): the same floating-point
-        operations as ``df``/``d2f`` after their own ``f(z)``, so the same numbers without
-        evaluating f again. None: only from z. Layers call :meth:`slope` and
-        :meth:`curvature` with both.
+        than from z: tanh 1 - a^2 and sigmoid a (1 - a), the same floating-point operations
+        as ``df``/``d2f`` after their own ``f(z)`` (the same numbers); softplus
+        -expm1(-a) and its product with e^-a, one exponential instead of the logistic
+        function's (equal to ``df``/``d2f`` to rounding). None: only from z. Layers call
+        :meth:`slope` and :meth:`curvature` with both.
     """
 
     name: str
@@ -184,7 +202,8 @@ ACTIVATIONS: dict[str, Activation] = {
                    d2f_out=_tanh_d2_out),
         Activation("sigmoid", sigmoid, _sigmoid_d1, _sigmoid_d2, df_out=_sigmoid_d1_out,
                    d2f_out=_sigmoid_d2_out),
-        Activation("softplus", _softplus, sigmoid, _sigmoid_d1),
+        Activation("softplus", _softplus, sigmoid, _sigmoid_d1, df_out=_softplus_d1_out,
+                   d2f_out=_softplus_d2_out),
         Activation("swish", _swish, _swish_d1, _swish_d2),
         Activation("gaussian", _gaussian, _gaussian_d1, _gaussian_d2),
         Activation("relu", _relu, _relu_d1, _relu_d2, flat_curvature=True),

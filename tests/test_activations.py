@@ -166,3 +166,43 @@ def test_unknown_activation_lists_the_known_ones():
     with pytest.raises(ValueError, match=r"activation must be one of .*'tanh'.*got 'tanhh'"):
         get_activation("tanhh")
     assert get_activation(ACTIVATIONS["tanh"]) is ACTIVATIONS["tanh"]
+
+
+FROM_OUTPUT = [name for name, act in ACTIVATIONS.items() if act.df_out is not None]
+
+
+def test_tanh_sigmoid_and_softplus_take_their_derivatives_from_the_output():
+    assert FROM_OUTPUT == ["tanh", "sigmoid", "softplus"]
+
+
+@pytest.mark.parametrize("name", ["tanh", "sigmoid"])
+def test_derivatives_from_the_output_are_the_same_numbers_bit_for_bit(name):
+    act = get_activation(name)
+    z = np.linspace(-40.0, 40.0, 4001)
+    a = act.f(z)
+    assert np.array_equal(act.slope(z, a), act.df(z))
+    assert np.array_equal(act.curvature(z, a), act.d2f(z))
+
+
+def test_softplus_derivatives_from_the_output_are_accurate_to_rounding():
+    # reference in extended precision: s = 1 / (1 + e^-z), s (1 - s) = e^-z / (1 + e^-z)^2
+    act = get_activation("softplus")
+    z = np.linspace(-700.0, 700.0, 14001)
+    zl = z.astype(np.longdouble)
+    s = 1 / (1 + np.exp(-zl))
+    curvature = np.exp(-zl) / (1 + np.exp(-zl)) ** 2
+    a = act.f(z)
+    for got, want in ((act.slope(z, a), s), (act.curvature(z, a), curvature)):
+        normal = np.abs(want) > np.finfo(np.float64).tiny
+        error = np.abs((got - want) / want)[normal].astype(np.float64)
+        # a = softplus(z) carries one rounding of size ~|z| eps; e^-a turns it into |z| eps
+        assert np.all(error <= 4 * np.finfo(np.float64).eps * np.maximum(1.0, np.abs(z[normal])))
+
+
+def test_the_layers_use_the_output_they_cached():
+    from minisplit.layers import Dense
+
+    layer = Dense(3, 2, activation="softplus", seed=0)
+    X = np.random.default_rng(0).standard_normal((5, 3))
+    A, cache = layer.forward(X)
+    assert cache[2] is A  # (X, Z, A): the output itself, no copy

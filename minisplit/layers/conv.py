@@ -40,7 +40,7 @@ def _patches(X, kernel, stride, padding) -> np.ndarray:
     """im2col: the (N, P, K) matrix of input patches, K in (c, kh, kw) order (pairs (h, w))."""
     N, C = X.shape[:2]
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
-    Xp = np.pad(X, ((0, 0), (0, 0), (ph, ph), (pw, pw)))  # (N, C, Hp, Wp)
+    Xp = np.pad(X, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else X  # (N, C, Hp, Wp)
     windows = np.lib.stride_tricks.sliding_window_view(Xp, (kh, kw), axis=(2, 3))
     windows = windows[:, :, ::sh, ::sw]  # (N, C, Ho, Wo, kh, kw), a view
     Ho, Wo = windows.shape[2:4]
@@ -55,6 +55,8 @@ def _fold(dcols_T, x_shape, kernel, stride, padding) -> np.ndarray:
     """
     N, C, H, W = x_shape
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    if (kh, kw, sh, sw, ph, pw) == (1, 1, 1, 1, 0, 0):  # a pointwise conv: each patch is a
+        return dcols_T.reshape(C, N, H, W).transpose(1, 0, 2, 3)  # pixel, no sum (a view)
     Ho = (H + 2 * ph - kh) // sh + 1
     Wo = (W + 2 * pw - kw) // sw + 1
     dcols_T = dcols_T.reshape(C, kh, kw, N, Ho, Wo)
@@ -112,8 +114,10 @@ class SlidingWindow:
             raise ValueError(f"dA must have the layer output's shape {Z.shape}, got {np.shape(dA)}")
         if d2f is not None and not callable(d2f):
             raise TypeError(f"d2f must be a callable z -> f''(z) or None, got {d2f!r}")
-        scale = self._fold_scale(_unpack(cache)[4]) ** 2  # c_i^2 of the folded eval-mode BN, or 1
-        return _rows(dA * (d2f or self.act.d2f)(Z)) * scale  # (M, n)
+        _, _, _, A, bn_cache = _unpack(cache)
+        scale = self._fold_scale(bn_cache) ** 2  # c_i^2 of the folded eval-mode BN, or 1
+        curvature = self.act.curvature(Z, A) if d2f is None else d2f(Z)
+        return _rows(dA * curvature) * scale  # (M, n)
 
     def _check_window(self, H: int, W: int) -> None:
         """ValueError naming the axis along which the kernel does not fit the padded input."""

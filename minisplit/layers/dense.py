@@ -195,8 +195,10 @@ class Dense(BatchNormMixin, NeuronLayer, ReadingLayer):
         Z = cache[1]
         if np.shape(dA) != Z.shape:
             raise ValueError(f"dA must have the layer output's shape {Z.shape}, got {np.shape(dA)}")
-        scale = self._fold_scale(_unpack(cache)[3]) ** 2  # c_i^2 of the folded BN, or 1
-        return dA * (d2f or self.act.d2f)(Z) * scale  # (N, n_out)
+        _, _, A, bn_cache = _unpack(cache)
+        scale = self._fold_scale(bn_cache) ** 2  # c_i^2 of the folded BN, or 1
+        curvature = self.act.curvature(Z, A) if d2f is None else d2f(Z)
+        return dA * curvature * scale  # (N, n_out)
 
     def splitting_matrices(self, dA, cache, d2f=None):
         C = self._coefficients(dA, cache, d2f)  # (N, n_out)

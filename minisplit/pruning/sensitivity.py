@@ -61,7 +61,8 @@ class Sensitivity:
 
 
 def _metric(net, X, y):
-    net.loss(X, y)  # validates X and y against the network
+    """``(name, value)``: accuracy for a cross-entropy network, the loss otherwise; one
+    forward pass (X and y are checked by the caller's first :meth:`Network.loss`)."""
     if net.loss_fn.name == "cross_entropy":
         return "accuracy", float(np.mean(np.argmax(net.forward(X), axis=1) == np.asarray(y)))
     return "loss", float(net.loss(X, y))
@@ -112,6 +113,7 @@ def sensitivity(net, X_val, y_val, layers=None, ratios=DEFAULT_RATIOS, criterion
         _check_layer(net, layer, criterion)
     if len(set(layers)) != len(layers):
         raise ValueError(f"layers must be distinct, got {layers}")
+    net.loss(X_val, y_val)  # checks X_val and y_val against the network, once
     metric, baseline = _metric(net, X_val, y_val)
     curves, removed, n_units = {}, {}, {}
     for layer in layers:
