@@ -268,15 +268,31 @@ class DepthwiseConv2d(SlidingWindow, BatchNormMixin, NeuronLayer, UnitCarryingLa
         convolved with W[c]; C = g f''(z) c_c^2; J_out = f'(z) c_c Jz (docs/splitting.md)."""
         N, C, d, H, W = J.shape
         _, Z, _, A, bn_cache = _unpack(cache)
-        maps = J.reshape(N, C * d, H, W)  # channel (c, k): unit c's k-th direction map
-        cols = _patches(maps, self.kernel_size, self.stride, self.padding)  # (N, P, C d T)
-        cols = cols.reshape(-1, C, d, self.kernel_size[0] * self.kernel_size[1])  # (M, C, d, T)
-        Jz = np.einsum("mcdt,ct->mcd", cols, self._taps(self.W))  # (M, C, d)
+        Jz = self._convolve_maps(J, Z.shape[2], Z.shape[3])  # (N, C, d, Ho, Wo)
+        Jz = Jz.transpose(0, 3, 4, 1, 2).reshape(-1, C, d)  # (M, C, d), rows (sample, position)
         coefficients = self._coefficients(dA, cache, None)  # (M, C), scale^2 inside
         scale = self._fold_scale(bn_cache)  # c_c (C,), or 1
         slope = _rows(self.act.slope(Z, A)) * scale  # (M, C)
         J_out = (slope[:, :, None] * Jz).reshape(N, Z.shape[2], Z.shape[3], C, d)
         return coefficients, Jz, J_out.transpose(0, 3, 4, 1, 2)  # (N, C, d, Ho, Wo)
+
+    def _convolve_maps(self, J, Ho, Wo) -> np.ndarray:
+        """Each of the d maps of channel c convolved with W[c], no bias: (N, C, d, Ho, Wo).
+
+        One shifted multiply-add per tap over the (padded) maps, so no patch array of
+        kh kw times the maps' size is built (the patches of :meth:`_cols` would be
+        (M, C, d, T)).
+        """
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        Jp = np.pad(J, ((0, 0), (0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else J
+        out = np.zeros((*J.shape[:3], Ho, Wo))
+        term = np.empty_like(out)
+        for a in range(kh):
+            for b in range(kw):
+                window = Jp[:, :, :, a : a + sh * (Ho - 1) + 1 : sh, b : b + sw * (Wo - 1) + 1 : sw]
+                np.multiply(window, self.W[:, a, b][None, :, None, None, None], out=term)
+                out += term
+        return out
 
     def identity_filter(self) -> np.ndarray:
         """The (kh, kw) filter of a brand-new channel: 1 at the centre tap (kh // 2, kw // 2),
