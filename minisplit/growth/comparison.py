@@ -175,17 +175,47 @@ def _bn_sized(trained, parts, layers):
         trained, 1.0 - n_keep / n_wide, "global", layers, fold="beta"), 0.0)
 
 
-def _pruned(name, prepare, sized):
-    """The ``run`` of a pruning reference: train the wide network (``prepare`` sets it up),
+def wide_network(name, history, start, parts, config) -> GrowthResult:
+    """The wide network the pruning reference ``name`` starts from, trained.
+
+    The starting architecture ``start`` at :data:`WIDE_FACTOR` times the final size of the
+    splitting run ``history`` (uniform widths), freshly initialised from ``config.seed``
+    (Bn-prune's with gamma = 0.5 and the penalty :data:`SLIMMING_L1`), trained for that
+    run's total steps on ``parts = (X_train, y_train, X_test, y_test)``. A function of its
+    arguments: called with a comparison's seed and config it gives the network that
+    reference pruned (:func:`compare` keeps only the pruned ones).
+
+    Parameters
+    ----------
+    name : {"l1_prune", "bn_prune"}
+    history : History
+        The same seed's splitting run.
+    start : Network
+        That run's starting network (``make_net(seed)``).
+    parts : tuple of arrays
+    config : GrowthConfig
+        The comparison's config with that seed.
+
+    Returns
+    -------
+    GrowthResult
+    """
+    prepare = check_choice(name, "name", _WIDE_PREPARATION)
+    layers = history.meta["layers"]
+    total = WIDE_FACTOR * history.rounds[-1].n_neurons
+    wide = _widened(start, layers, uniform_widths(start, layers, total))
+    wide = _WIDE_PREPARATION[prepare](reinitialized(wide, np.random.default_rng(config.seed)))
+    return fine_tune(wide, parts[0], parts[1], config, history.total_steps, *parts[2:],
+                     strategy=name)
+
+
+def _pruned(name, sized):
+    """The ``run`` of a pruning reference: train the wide network (:func:`wide_network`),
     prune it to every size of the grown run (``sized``), fine-tune each."""
 
     def run(grown, start, parts, config):
         history, layers = grown.history, grown.history.meta["layers"]
-        total = WIDE_FACTOR * history.rounds[-1].n_neurons
-        wide = _widened(start, layers, uniform_widths(start, layers, total))
-        wide = prepare(reinitialized(wide, np.random.default_rng(config.seed)))
-        trained = fine_tune(wide, parts[0], parts[1], config, history.total_steps, *parts[2:],
-                            strategy=name)
+        trained = wide_network(name, history, start, parts, config)
         to_size = sized(trained.net, parts, layers)
         rounds, last = [], None
         for r in history.rounds:
@@ -231,6 +261,10 @@ def _slimming(net):
     return pruning.with_gamma_l1(pruning.init_gamma(net, 0.5), SLIMMING_L1)
 
 
+#: How each pruning reference sets up its freshly initialised wide network.
+_WIDE_PREPARATION = {"l1_prune": lambda net: net, "bn_prune": _slimming}
+
+
 #: Reference runs a comparison can include, by name.
 REFERENCES = {
     r.name: r
@@ -245,12 +279,12 @@ REFERENCES = {
                   lambda grown: f"{len(grown.history.rounds)} uniform widths from scratch",
                   "the starting architecture at uniform widths, one per size, trained "
                   "from scratch for the whole budget", by_default=False),
-        Reference("l1_prune", "splitting", _pruned("l1_prune", lambda net: net, _l1_sized),
+        Reference("l1_prune", "splitting", _pruned("l1_prune", _l1_sized),
                   lambda grown: f"a {WIDE_FACTOR}x wide network, L1-pruned to "
                   f"{len(grown.history.rounds)} sizes",
                   "a wide network trained for the whole budget, L1-pruned (Li et al.) to "
                   "each size and fine-tuned", _prunable("l1"), by_default=False),
-        Reference("bn_prune", "splitting", _pruned("bn_prune", _slimming, _bn_sized),
+        Reference("bn_prune", "splitting", _pruned("bn_prune", _bn_sized),
                   lambda grown: f"a {WIDE_FACTOR}x wide network with sparse gamma, "
                   f"Bn-pruned to {len(grown.history.rounds)} sizes",
                   "a wide network trained for the whole budget with the gamma penalty, "
