@@ -8,6 +8,13 @@ Three same-run ratios (see benchmarks/README.md):
 2. Conv2d forward + backward through the layer's public methods / the bare im2col
    products of the same flops: ``cols @ W.T``, ``dZ.T @ cols``, ``dZ @ W``. Target <= 3.
 3. MLP ``net.hvp`` / ``net.loss_and_grad`` (reported; about 2-3 expected).
+4. The batch-normalised layers of the seed tasks, train and eval mode (softplus), each
+   ``layer.forward`` + ``layer.backward`` / the bare products of the same flops (target
+   <= 2): Conv2d 8 -> 16, 3 x 3 on (128, 8, 14, 14) (the small CNN's second conv); the
+   DS-CNN's pointwise Conv2d 64 -> 64, 1 x 1 on (100, 64, 25, 5); Dense 64 -> 64 on the
+   pointwise conv's 12,500 rows (the same products without the NCHW layout); the DS-CNN's
+   DepthwiseConv2d, 64 channels 3 x 3 on (100, 64, 25, 5), against its per-channel
+   products as one batched matmul.
 
 Each timing is taken after one warm-up call, ``--repeats`` times, the compared
 functions interleaved (A, B, A, B, ...) so that load from other processes hits
@@ -34,6 +41,7 @@ import minisplit as ms
 
 MLP_TARGET = 1.3
 CONV_TARGET = 3.0
+BN_TARGET = 2.0
 
 
 # ---- environment ------------------------------------------------------------------
@@ -234,6 +242,92 @@ def bench_conv(args, rng) -> float:
     )
 
 
+# ---- 4: the batch-normalised layers of the seed tasks --------------------------------------
+
+
+def bare_im2col_products(M, K, n, rng):
+    """The three products of a (Dense or im2col) layer step on M rows: ``cols @ Wm.T``,
+    ``dZ.T @ cols``, ``dZ @ Wm`` with cols (M, K), Wm (n, K)."""
+    cols = rng.standard_normal((M, K))  # (M, K)
+    Wm = rng.standard_normal((n, K))  # (n, K)
+    dZ = rng.standard_normal((M, n))  # (M, n)
+
+    def products():
+        cols @ Wm.T  # (M, n) forward
+        dZ.T @ cols  # (n, K) dW
+        dZ @ Wm  # (M, K) dX (d cols, before col2im for a conv)
+
+    return products
+
+
+def bare_depthwise_products(M, C, T, rng):
+    """The same multiply-adds as a depthwise step, channel-major, as batched matmuls:
+    forward (C, M, T) @ (C, T, 1), dW (C, 1, M) @ (C, M, T), d cols (C, M, 1) @ (C, 1, T)."""
+    cols = rng.standard_normal((C, M, T))  # (C, M, T)
+    W = rng.standard_normal((C, T, 1))  # (C, T, 1)
+    dZ = rng.standard_normal((C, M, 1))  # (C, M, 1)
+    dZ_T = np.ascontiguousarray(dZ.transpose(0, 2, 1))  # (C, 1, M)
+    W_T = np.ascontiguousarray(W.transpose(0, 2, 1))  # (C, 1, T)
+
+    def products():
+        cols @ W  # (C, M, 1) forward
+        dZ_T @ cols  # (C, 1, T) dW
+        dZ @ W_T  # (C, M, T) d cols, before col2im
+
+    return products
+
+
+def bn_cases(args):
+    """``[(label, layer, input shape, (kind, M, K or C, n or T))]``: the rows of section 4."""
+    f = args.bn_activation
+    cnn_n, pw_n = args.bn_cnn_batch, args.bn_dscnn_batch
+    c = args.bn_dscnn_channels
+    Ho, Wo = 25, 5  # the DS-CNN's maps for a 49 x 10 MFCC image (ms.dscnn)
+    rows = pw_n * Ho * Wo
+    return [
+        (f"Conv2d 8->16 3x3 BN, ({cnn_n}, 8, 14, 14)",
+         ms.Conv2d(8, 16, 3, padding=1, activation=f, batch_norm=True, seed=0),
+         (cnn_n, 8, 14, 14), ("im2col", cnn_n * 14 * 14, 8 * 9, 16)),
+        (f"Conv2d {c}->{c} 1x1 BN, ({pw_n}, {c}, {Ho}, {Wo})",
+         ms.Conv2d(c, c, 1, activation=f, batch_norm=True, seed=0),
+         (pw_n, c, Ho, Wo), ("im2col", rows, c, c)),
+        (f"Dense {c}->{c} BN, ({rows}, {c})",
+         ms.Dense(c, c, activation=f, batch_norm=True, seed=0),
+         (rows, c), ("im2col", rows, c, c)),
+        (f"DepthwiseConv2d {c}ch 3x3 BN, ({pw_n}, {c}, {Ho}, {Wo})",
+         ms.DepthwiseConv2d(c, 3, padding=1, activation=f, batch_norm=True, seed=0),
+         (pw_n, c, Ho, Wo), ("depthwise", rows, c, 9)),
+    ]
+
+
+def bench_bn_layers(args, rng) -> list[tuple[str, float]]:
+    """Section 4: ``[(row label, ratio)]``, train then eval mode for every case."""
+    print(f"\n4. batch-normalised layers of the seed tasks, {args.bn_activation}, "
+          f"forward + backward(need_dX=True) / bare products of the same flops")
+    ratios = []
+    for label, layer, shape, (kind, M, a, b) in bn_cases(args):
+        X = rng.standard_normal(shape)
+        bare = (bare_im2col_products(M, a, b, rng) if kind == "im2col"
+                else bare_depthwise_products(M, a, b, rng))
+        functions = {"bare products": bare}
+        for mode in ("train", "eval"):
+            twin = layer.in_mode(mode)  # running statistics 0 and 1: any values time alike
+            A, _ = twin.forward(X)
+            dA = rng.standard_normal(A.shape)
+
+            def step(twin=twin, X=X, dA=dA):
+                _, cache = twin.forward(X)
+                twin.backward(dA, cache, need_dX=True)
+
+            functions[f"step, {mode} mode"] = step
+        times = time_interleaved(functions, args.repeats)
+        for mode in ("train", "eval"):
+            ratio = report(f"{label}, {mode} / bare {kind} products", times,
+                           f"step, {mode} mode", "bare products", BN_TARGET)
+            ratios.append((f"{label}, {mode}", ratio))
+    return ratios
+
+
 # ---- command line ---------------------------------------------------------------------------
 
 
@@ -253,12 +347,44 @@ def parse_args(argv=None):
     parser.add_argument(
         "--conv-activation", default="tanh", help="Conv2d activation (default tanh)"
     )
-    parser.add_argument("--repeats", type=int, default=10, help="timed rounds (default 10)")
+    parser.add_argument(
+        "--bn-activation", default="softplus",
+        help="activation of section 4's layers (default softplus, the seed tasks')",
+    )
+    parser.add_argument(
+        "--bn-cnn-batch", type=int, default=128,
+        help="section 4: batch of the small CNN's Conv2d 8->16 (default 128)",
+    )
+    parser.add_argument(
+        "--bn-dscnn-batch", type=int, default=100,
+        help="section 4: batch of the DS-CNN layers on 25 x 5 maps (default 100)",
+    )
+    parser.add_argument(
+        "--bn-dscnn-channels", type=int, default=64,
+        help="section 4: channels of the DS-CNN layers (default 64, Hello Edge S)",
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=None, help="timed rounds (default 10, 3 with --quick)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--skip-conv", action="store_true", help="only the MLP benchmarks")
+    parser.add_argument("--skip-conv", action="store_true", help="skip the Conv2d 3->32 row")
+    parser.add_argument("--skip-mlp", action="store_true", help="skip the MLP rows")
+    parser.add_argument("--skip-bn", action="store_true", help="skip section 4 (BN layers)")
+    parser.add_argument(
+        "--quick", action="store_true",
+        help="a smoke run: 3 timed rounds (unless --repeats), batches 32 (MLP 256)",
+    )
     args = parser.parse_args(argv)
-    if args.repeats < 1:
-        parser.error(f"--repeats must be >= 1, got {args.repeats}")
+    if args.repeats is None:
+        args.repeats = 3 if args.quick else 10
+    if args.quick:
+        args.batch, args.conv_batch = min(args.batch, 256), min(args.conv_batch, 32)
+        args.bn_cnn_batch, args.bn_dscnn_batch = min(args.bn_cnn_batch, 32), min(
+            args.bn_dscnn_batch, 32)
+    for name in ("repeats", "batch", "conv_batch", "bn_cnn_batch", "bn_dscnn_batch",
+                 "bn_dscnn_channels"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     return args
 
 
@@ -267,14 +393,20 @@ def main(argv=None) -> None:
     rng = np.random.default_rng(args.seed)
     for line in blas_summary():
         print(line)
-    print(f"repeats: {args.repeats} (after one warm-up); times are best and median")
-    step, hvp = bench_mlp(args, rng)
+    print(f"repeats: {args.repeats} (after one warm-up); times are best and median"
+          + (" (--quick: smaller batches, a smoke run)" if args.quick else ""))
+    step, hvp = (None, None) if args.skip_mlp else bench_mlp(args, rng)
     conv = None if args.skip_conv else bench_conv(args, rng)
+    bn = [] if args.skip_bn else bench_bn_layers(args, rng)
     print("\n== summary")
-    print(f"  MLP step / bare products       {step:5.2f}   (target <= {MLP_TARGET})")
+    if step is not None:
+        print(f"  MLP step / bare products       {step:5.2f}   (target <= {MLP_TARGET})")
     if conv is not None:
         print(f"  Conv2d step / bare products    {conv:5.2f}   (target <= {CONV_TARGET})")
-    print(f"  MLP hvp / loss_and_grad        {hvp:5.2f}   (expect ~2-3)")
+    if hvp is not None:
+        print(f"  MLP hvp / loss_and_grad        {hvp:5.2f}   (expect ~2-3)")
+    for label, ratio in bn:
+        print(f"  {label + ' step / bare products':<62s} {ratio:5.2f}   (target <= {BN_TARGET})")
 
 
 if __name__ == "__main__":

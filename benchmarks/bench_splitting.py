@@ -15,6 +15,13 @@ Three same-run measurements (see benchmarks/README.md):
    relative eigenvalue difference <= 1e-6.
 3. The same comparison for a Conv2d layer (16 -> 32 channels, 3 x 3, 16 x 16 images,
    N = 256), reported without a target.
+4. The growth step on the seed tasks: the splitting indices of every growable layer
+   (``ms.splitting_indices`` per layer of ``ms.growth.growable_layers(net)``, in eval mode
+   after ``ms.set_running_statistics`` for batch norm, with the growth loop's default solver)
+   over one training epoch of the same samples (``ms.train`` with Adam, batch 128, N / 128
+   steps), for Li et al.'s prototype network on the digits, ``ms.small_cnn(width=(8, 16))``
+   on the Fashion-MNIST images and ``ms.dscnn(width=16)`` on the keyword MFCCs (a subset
+   of the clips: its depthwise Jacobian takes ~10 MB per clip). Target <= 2.
 
 Timings: one warm-up call, then ``--repeats`` rounds with the compared functions
 interleaved; ratios are of best times (medians printed beside them). The dense
@@ -27,6 +34,7 @@ Run ``python benchmarks/bench_splitting.py --help`` for the sizes.
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import time
 import tracemalloc
@@ -35,10 +43,14 @@ import numpy as np
 from bench_core import blas_summary, time_interleaved
 
 import minisplit as ms
+from minisplit import prototypes as protos
 
 RATE_TARGET = 0.5
 SPEEDUP_TARGET = 5.0
 AGREEMENT_TARGET = 1e-6
+GROWTH_TARGET = 2.0
+#: Section 4's tasks, in order.
+GROWTH_TASKS = ("prototypes", "small_cnn", "dscnn")
 
 
 # ---- timing (the interleaving and the BLAS report are bench_core's) ----------------------
@@ -278,6 +290,96 @@ def bench_conv_eigen(args, rng) -> tuple[float, float]:
     return compare_solvers(title, net, X, y, 0, args, None)
 
 
+# ---- 4: the growth step on the seed tasks ----------------------------------------------------
+
+
+def growth_task(name, args):
+    """``(title, net, X, y)`` of one seed task, X cut to the task's sample count."""
+    if name == "prototypes":
+        data = ms.datasets.load("digits", seed=0)
+        net = protos.prototype_network(n_in=data.X_train.shape[1],
+                                       n_prototypes=args.proto_prototypes,
+                                       similarity="squared", tau=0.1, seed=0)
+        title = f"prototype network ({args.proto_prototypes} prototypes) on the digits"
+        n = None
+    elif name == "small_cnn":
+        data = ms.datasets.load("fashion_mnist", images=True)
+        net = ms.small_cnn(width=(8, 16), seed=0)
+        title = "small_cnn(width=(8, 16)) on the Fashion-MNIST images"
+        n = args.cnn_samples
+    else:
+        data = ms.datasets.load("keywords", images=True)
+        net = ms.dscnn(width=args.dscnn_width, n_blocks=4, seed=0)
+        title = f"dscnn(width={args.dscnn_width}, n_blocks=4) on the keyword MFCCs"
+        n = args.dscnn_samples
+    X, y = data.X_train[:n], data.y_train[:n]
+    if X.shape[0] < data.X_train.shape[0]:
+        title += f" (the first {X.shape[0]} of {data.X_train.shape[0]} training samples)"
+    return title, net, X, y
+
+
+def time_rounds(functions: dict, repeats: int) -> tuple[dict, dict]:
+    """Wall and CPU times (this process) of each function over ``repeats`` interleaved rounds,
+    no warm-up (each call takes seconds): ``({name: wall seconds}, {name: CPU seconds})``.
+    The CPU times count only this process's work, so other load on shared cores matters less
+    (with several BLAS threads they include the threads' waiting)."""
+    wall = {name: [] for name in functions}
+    cpu = {name: [] for name in functions}
+    for _ in range(repeats):
+        for name, fn in functions.items():
+            start, start_cpu = time.perf_counter(), time.process_time()
+            fn()
+            wall[name].append(time.perf_counter() - start)
+            cpu[name].append(time.process_time() - start_cpu)
+    return wall, cpu
+
+
+def bench_growth_task(name, args) -> float:
+    title, net, X, y = growth_task(name, args)
+    N, batch = X.shape[0], args.growth_batch
+    steps = math.ceil(N / batch)
+    solver = ms.GrowthConfig().solver  # what the growth loop uses by default
+    layers = ms.growth.growable_layers(net)
+    split_net = net
+    if net.has_batch_norm:  # the growth loop splits in eval mode, after these statistics
+        split_net = ms.set_running_statistics(net, X).set_mode("eval")
+    shapes = ", ".join(f"{i}: {type(net.layers[i]).__name__} n={net.layers[i].n_neurons} "
+                       f"d={net.layers[i].neuron_dim}" for i in layers)
+    print(f"\n4. {title}: N = {N}, growable layers {shapes}; solver {solver!r}")
+    per_layer = {i: [] for i in layers}
+
+    def split_step():
+        for i in layers:
+            start = time.perf_counter()
+            ms.splitting_indices(split_net, X, y, i, solver=solver)
+            per_layer[i].append(time.perf_counter() - start)
+
+    def epoch():
+        ms.train(net, X, y, ms.Adam(lr=0.01), steps, batch_size=batch, rng=0)
+
+    split_name = f"splitting step ({len(layers)} layers)"
+    epoch_name = f"one epoch ({steps} Adam steps of {batch})"
+    times, cpu = time_rounds({split_name: split_step, epoch_name: epoch}, args.growth_repeats)
+    backprop = time_rounds({"bp": lambda: split_net.backprop(X, y)}, args.growth_repeats)[0]["bp"]
+    for key in (split_name, epoch_name):
+        print_time(key, times[key])
+    print_time("net.backprop(X, y), eval mode", backprop)
+    ratio = min(times[split_name]) / min(times[epoch_name])
+    median = statistics.median(times[split_name]) / statistics.median(times[epoch_name])
+    cpu_ratio = min(cpu[split_name]) / min(cpu[epoch_name])
+    print(f"  splitting step / epoch: best {ratio:.2f}, median {median:.2f}, CPU time "
+          f"{cpu_ratio:.2f}   {verdict(ratio, GROWTH_TARGET, at_least=False)}")
+    print("  per layer (best; each call runs its own net.backprop): " + ", ".join(
+        f"{i}: {min(ts) * 1e3:.0f} ms" for i, ts in per_layer.items())
+          + f"; splitting step / backprop {min(times[split_name]) / min(backprop):.1f}")
+    return ratio
+
+
+def bench_growth(args, rng) -> dict:
+    """Section 4: ``{task: splitting step / epoch}`` (the data are the tasks', not rng's)."""
+    return {name: bench_growth_task(name, args) for name in args.growth_tasks}
+
+
 # ---- command line ---------------------------------------------------------------------------
 
 
@@ -299,16 +401,45 @@ def parse_args(argv=None):
     add("--conv-size", type=int, default=16, help="section 3: even image side (default 16)")
     add("--repeats-mf", type=int, default=3, help="sections 2-3: matrix-free rounds (default 3)")
     add("--eig-repeats", type=int, default=1, help="sections 2-3: dense rounds (default 1)")
+    add("--growth-tasks", type=lambda s: [v for v in s.split(",") if v],
+        default=list(GROWTH_TASKS),
+        help=f"section 4: seed tasks, comma separated (default {','.join(GROWTH_TASKS)})")
+    add("--proto-prototypes", type=int, default=10,
+        help="section 4: prototypes of the prototype network (default 10, the budget)")
+    add("--cnn-samples", type=int, default=None,
+        help="section 4: Fashion-MNIST images (default all 6000; 600 with --quick)")
+    add("--dscnn-width", type=int, default=16, help="section 4: DS-CNN width (default 16)")
+    add("--dscnn-samples", type=int, default=None,
+        help="section 4: keyword clips (default 256 of 2400: memory; 64 with --quick)")
+    add("--growth-batch", type=int, default=128, help="section 4: batch size (default 128)")
+    add("--growth-repeats", type=int, default=None,
+        help="section 4: timed rounds (default 2, 1 with --quick)")
+    add("--quick", action="store_true",
+        help="a smoke run of section 4 (fewer samples, one round); sections 1-3 unchanged")
     add("--seed", type=int, default=0, help="random seed (default 0)")
     add(
         "--sections",
         type=lambda s: sorted({int(v) for v in s.split(",")}),
-        default=[1, 2, 3],
-        help="which sections to run, comma separated (default 1,2,3)",
+        default=[1, 2, 3, 4],
+        help="which sections to run, comma separated (default 1,2,3,4)",
     )
     args = parser.parse_args(argv)
-    if not set(args.sections) <= {1, 2, 3}:
-        parser.error(f"--sections must be taken from 1,2,3, got {args.sections}")
+    if not set(args.sections) <= {1, 2, 3, 4}:
+        parser.error(f"--sections must be taken from 1,2,3,4, got {args.sections}")
+    unknown = sorted(set(args.growth_tasks) - set(GROWTH_TASKS))
+    if unknown or not args.growth_tasks:
+        parser.error(f"--growth-tasks must be taken from {','.join(GROWTH_TASKS)}, "
+                     f"got {','.join(args.growth_tasks)}")
+    defaults = {"cnn_samples": (None, 600), "dscnn_samples": (256, 64), "growth_repeats": (2, 1)}
+    for name, (full, quick) in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, quick if args.quick else full)
+    for name in ("proto_prototypes", "dscnn_width", "growth_batch", "growth_repeats"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    for name in ("cnn_samples", "dscnn_samples"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     for name in ("repeats", "repeats_mf", "eig_repeats"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
@@ -322,7 +453,8 @@ def main(argv=None) -> None:
     for line in blas_summary():
         print(line)
     results = {}
-    for section, bench in ((1, bench_form), (2, bench_dense_eigen), (3, bench_conv_eigen)):
+    benches = ((1, bench_form), (2, bench_dense_eigen), (3, bench_conv_eigen), (4, bench_growth))
+    for section, bench in benches:
         if section in args.sections:  # each section its own stream: same data when run alone
             results[section] = bench(args, np.random.default_rng([args.seed, section]))
     print("\n== summary")
@@ -343,6 +475,9 @@ def main(argv=None) -> None:
             f"  3. Conv2d matrix-free speed-up      {speedup:6.1f}x  (reported), "
             f"eigenvalues agree to {agreement:.1e}"
         )
+    for name, ratio in results.get(4, {}).items():
+        print(f"  4. {name + ': splitting step / epoch':<34s} {ratio:6.2f}   "
+              f"(target <= {GROWTH_TARGET:g})")
 
 
 if __name__ == "__main__":
