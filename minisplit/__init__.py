@@ -69,6 +69,7 @@ from minisplit.splitting import (
     split,
     split_many,
     splitting_indices,
+    splitting_indices_of_layers,
     splitting_matrices,
 )
 from minisplit.training import Plateau, train
@@ -140,6 +141,7 @@ __all__ = [
     "split_many",
     "splitting",
     "splitting_indices",
+    "splitting_indices_of_layers",
     "splitting_matrices",
     "testnets",
     "unflatten",

@@ -271,3 +271,50 @@ def test_input_errors():
         dw.check_input(np.zeros((1, 3, 4, 4)))
     with pytest.raises(ValueError, match="kernel 3x2 does not fit the 2x4 input"):
         dw.check_input(np.zeros((1, 2, 2, 4)))
+
+
+def test_carried_terms_in_chunks_of_samples_sum_to_the_whole_batch(monkeypatch):
+    # S is a sum over samples and eval mode treats each alone: chunks weighted N_c / N
+    from minisplit.splitting import matrices
+
+    net = ms.dscnn(width=[3, 4], n_blocks=1, input_shape=(1, 9, 6), seed=0)
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((11, 1, 9, 6)), rng.integers(0, 12, size=11)
+    net = ms.set_running_statistics(net, X).set_mode("eval")
+    whole = ms.splitting_matrices(net, X, y, 0)
+    assert matrices._carried_chunk(net, net.backprop(X, y), 0) >= len(X)  # one chunk here
+    for chunk in (1, 4, 10):  # 11 samples: chunks that do not divide N
+        monkeypatch.setattr(matrices, "_carried_chunk", lambda net, bp, layer, c=chunk: c)
+        parts = ms.splitting_matrices(net, X, y, 0)
+        assert np.allclose(parts, whole, rtol=1e-12, atol=1e-14 * np.max(np.abs(whole)))
+
+
+def test_the_chunk_follows_the_memory_cap(monkeypatch):
+    from minisplit.splitting import matrices
+
+    net = ms.dscnn(width=[3, 4], n_blocks=1, input_shape=(1, 9, 6), seed=0)
+    X = np.random.default_rng(0).standard_normal((4, 1, 9, 6))
+    net = ms.set_running_statistics(net, X).set_mode("eval")
+    bp = net.backprop(X, np.zeros(4, dtype=int))
+    n, H, W = bp.douts[0].shape[1:]
+    per_sample = 5 * 8 * n * H * W * net.layers[0].neuron_dim
+    monkeypatch.setattr(matrices, "CARRIED_BYTES", 3 * per_sample)
+    assert matrices._carried_chunk(net, bp, 0) == 3
+    monkeypatch.setattr(matrices, "CARRIED_BYTES", 1)
+    assert matrices._carried_chunk(net, bp, 0) == 1
+
+
+def test_indices_of_several_layers_equal_one_call_per_layer():
+    net = ms.dscnn(width=[3, 4], n_blocks=1, input_shape=(1, 9, 6), seed=1)
+    rng = np.random.default_rng(1)
+    X, y = rng.standard_normal((6, 1, 9, 6)), rng.integers(0, 12, size=6)
+    net = ms.set_running_statistics(net, X).set_mode("eval")
+    layers = ms.growth.growable_layers(net)
+    for solver in ("dense", "matrix_free"):
+        together = ms.splitting_indices_of_layers(net, X, y, layers, solver=solver)
+        for layer in layers:
+            alone = ms.splitting_indices(net, X, y, layer, solver=solver)
+            assert np.array_equal(together[layer][0], alone[0])
+            assert np.array_equal(together[layer][1], alone[1])
+    with pytest.raises(ValueError, match="distinct"):
+        ms.splitting_indices_of_layers(net, X, y, [0, 0])

@@ -44,7 +44,7 @@ from minisplit.growth.sizes import growable_layers, measure, network_size, unit_
 from minisplit.growth.strategies import STRATEGIES, reinitialized
 from minisplit.growth.strategies import Round as RoundInput
 from minisplit.network import Network, flatten, set_running_statistics
-from minisplit.splitting.matrices import splitting_indices
+from minisplit.splitting.matrices import splitting_indices_of_layers
 from minisplit.splitting.surgery import carry_state
 from minisplit.training import train
 
@@ -64,13 +64,10 @@ def _fit_budget(chosen, values, costs, left) -> dict:
 
 def _indices(net, X, y, layers, which, config):
     """{layer: values (n,)}, {layer: unit vectors (n, d)} of the extreme eigenpairs of S_i."""
-    pairs = {
-        i: splitting_indices(
-            net, X, y, i, which=which, solver=config.solver,
-            relu_surrogate=config.relu_surrogate, seed=config.seed,
-        )
-        for i in layers
-    }
+    pairs = splitting_indices_of_layers(  # one forward and backward pass for every layer
+        net, X, y, layers, which=which, solver=config.solver,
+        relu_surrogate=config.relu_surrogate, seed=config.seed,
+    )
     return {i: p[0] for i, p in pairs.items()}, {i: p[1] for i, p in pairs.items()}
 
 

@@ -12,7 +12,12 @@ package only composes it at the level of a network (docs/splitting.md, docs/surg
 """
 
 from minisplit.splitting import eigen, landscapes
-from minisplit.splitting.matrices import SOLVERS, splitting_indices, splitting_matrices
+from minisplit.splitting.matrices import (
+    SOLVERS,
+    splitting_indices,
+    splitting_indices_of_layers,
+    splitting_matrices,
+)
 from minisplit.splitting.surgery import (
     add_neurons,
     carriers,
@@ -43,5 +48,6 @@ __all__ = [
     "split",
     "split_many",
     "splitting_indices",
+    "splitting_indices_of_layers",
     "splitting_matrices",
 ]

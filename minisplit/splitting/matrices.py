@@ -76,15 +76,18 @@ def curvature_override(obj, relu_surrogate):
 # ---- splitting matrices and indices ------------------------------------------------------
 
 
-def _carried_terms(net, bp, layer) -> list:
-    """``[(C, Jz)]``, one pair per unit-carrying layer between ``layer`` and its reader.
+#: Bytes of the depthwise Jacobian maps (and their working copies) held at once when S of a
+#: layer read through a unit-carrying layer is formed: the samples go in chunks this fits.
+CARRIED_BYTES = 256 * 2**20
+#: Working arrays of about the maps' size that carrying them through a layer allocates (the
+#: maps, their padded copy, the convolved maps and their rows, the maps passed on).
+_CARRIED_COPIES = 5
 
-    When a depthwise convolution (a ``UnitCarryingLayer``) reads the neuron's map through
-    its own non-linear activation, the pair of offspring is averaged only at the reader, so
-    S_u also holds sum_m C[m, u] Jz[m, u] Jz[m, u]^T for every such layer
-    (docs/splitting.md, "Separable blocks"). Pooling in between is linear and passes the
-    Jacobian maps through itself. Empty (and nothing computed) without such a layer.
-    """
+
+def _carried_path(net, layer) -> list:
+    """Indices of the layers from ``layer``'s output to the last unit-carrying layer before
+    its reader (pooling and other unit-passing layers, and the carrying ones); empty when no
+    unit-carrying layer stands between the neuron and its reader."""
     path = []
     for index in range(layer + 1, len(net.layers)):
         obj = net.layers[index]
@@ -93,8 +96,18 @@ def _carried_terms(net, bp, layer) -> list:
         path.append(index)
     while path and not isinstance(net.layers[path[-1]], UnitCarryingLayer):
         path.pop()
-    if not path:
-        return []
+    return path
+
+
+def _carried_terms(net, bp, layer, path) -> list:
+    """``[(C, Jz)]``, one pair per unit-carrying layer of ``path`` (:func:`_carried_path`).
+
+    When a depthwise convolution (a ``UnitCarryingLayer``) reads the neuron's map through
+    its own non-linear activation, the pair of offspring is averaged only at the reader, so
+    S_u also holds sum_m C[m, u] Jz[m, u] Jz[m, u]^T for every such layer
+    (docs/splitting.md, "Separable blocks"). Pooling in between is linear and passes the
+    Jacobian maps through itself.
+    """
     J = net.layers[layer].output_jacobian(bp.caches[layer])  # (N, n, d, H, W)
     terms = []
     for index in path:
@@ -109,20 +122,58 @@ def _carried_terms(net, bp, layer) -> list:
     return terms
 
 
-def _layer_matrices(net, bp, layer, d2f) -> np.ndarray:
+def _carried_sum(C, Jz) -> np.ndarray:
+    """sum_m C[m, u] Jz[m, u] Jz[m, u]^T for every unit u (n, d, d), as n matrix products."""
+    A = np.ascontiguousarray(Jz.transpose(1, 0, 2))  # (n, M, d)
+    return np.matmul((A * C.T[:, :, None]).transpose(0, 2, 1), A)  # (n, d, d)
+
+
+def _carried_chunk(net, bp, layer) -> int:
+    """Samples per chunk of the carried terms, within :data:`CARRIED_BYTES`."""
+    n_maps = int(np.prod(bp.douts[layer].shape[1:]))  # n H W of the neuron layer's output
+    per_sample = _CARRIED_COPIES * 8 * n_maps * net.layers[layer].neuron_dim
+    return max(1, CARRIED_BYTES // per_sample)
+
+
+def _carried_matrices(net, bp, X, y, layer, path) -> np.ndarray:
+    """The carried part of S of every neuron of ``layer`` (n, d, d), chunk by chunk.
+
+    S is a sum over samples, and in eval mode (the only mode S is formed in for batch norm)
+    each sample's term depends on that sample alone: chunk c of N_c samples contributes its
+    own carried sum times N_c / N (its back-propagated gradient has the mean over N_c, not
+    over N, inside). One chunk is the whole batch's own ``bp``.
+    """
+    N = len(X)
+    chunk = _carried_chunk(net, bp, layer)
+    if chunk >= N:
+        return sum(_carried_sum(C, Jz) for C, Jz in _carried_terms(net, bp, layer, path))
+    S = 0.0
+    for start in range(0, N, chunk):
+        part = slice(start, start + chunk)
+        size = len(X[part])
+        part_bp = net.backprop(X[part], y[part])
+        for C, Jz in _carried_terms(net, part_bp, layer, path):
+            S = S + (size / N) * _carried_sum(C, Jz)
+    return S
+
+
+def _layer_matrices(net, bp, X, y, layer, d2f) -> np.ndarray:
     """S of every neuron of ``layer``: the layer's own term, plus the carried ones."""
     S = net.layers[layer].splitting_matrices(bp.douts[layer], bp.caches[layer], d2f)
-    for C, Jz in _carried_terms(net, bp, layer):
-        S = S + np.einsum("mc,mci,mcj->cij", C, Jz, Jz)  # (n, d, d)
+    path = _carried_path(net, layer)
+    if path:
+        S = S + _carried_matrices(net, bp, X, y, layer, path)
     return S
 
 
 def _layer_operator(net, bp, layer, d2f):
-    """V (n, d) -> row i: S_i V[i], with the carried terms of :func:`_layer_matrices`."""
+    """V (n, d) -> row i: S_i V[i], with the carried terms of :func:`_layer_matrices`
+    (the Jacobian maps of the whole batch are kept for the run: no chunks here)."""
     own = net.layers[layer].splitting_operator(bp.douts[layer], bp.caches[layer], d2f)
-    terms = _carried_terms(net, bp, layer)
-    if not terms:
+    path = _carried_path(net, layer)
+    if not path:
         return own
+    terms = _carried_terms(net, bp, layer, path)
 
     def product(V):
         out = own(V)
@@ -166,7 +217,7 @@ def splitting_matrices(net, X, y, layer, relu_surrogate=None) -> np.ndarray:
     obj = neuron_layer(net, layer)
     d2f = curvature_override(obj, relu_surrogate)
     bp = net.backprop(X, y)
-    return _finite(_layer_matrices(net, bp, layer, d2f), layer, X)
+    return _finite(_layer_matrices(net, bp, X, y, layer, d2f), layer, X)
 
 
 def _finite(result, layer, X):
@@ -215,21 +266,63 @@ def splitting_indices(
             DeprecationWarning, stacklevel=2,
         )
         solver = method
+    return splitting_indices_of_layers(net, X, y, [layer], which, solver, relu_surrogate, tol,
+                                       seed)[layer]
+
+
+def splitting_indices_of_layers(
+    net, X, y, layers, which="min", solver="dense", relu_surrogate=None, tol=1e-10, seed=0,
+):
+    """:func:`splitting_indices` of several layers from one forward and backward pass.
+
+    What a growth round needs: the gradient g and the caches of the pass are the same for
+    every layer, so one :meth:`Network.backprop` serves them all.
+
+    Parameters
+    ----------
+    layers : sequence of int
+        Distinct neuron layers.
+    net, X, y, which, solver, relu_surrogate, tol, seed
+        As in :func:`splitting_indices` (``seed`` starts every layer's Lanczos run alike).
+
+    Returns
+    -------
+    dict {layer: (values, vectors)}
+        In the order of ``layers``.
+
+    Examples
+    --------
+    >>> import numpy as np, minisplit as ms
+    >>> net = ms.mlp([2, 3, 4, 1], seed=0)
+    >>> X, y = np.random.default_rng(0).normal(size=(8, 2)), np.zeros((8, 1))
+    >>> both = ms.splitting_indices_of_layers(net, X, y, [0, 1])
+    >>> np.allclose(both[1][0], ms.splitting_indices(net, X, y, 1)[0])
+    True
+    """
     check_choice(which, "which", WHICH)
     check_choice(solver, "solver", SOLVERS)
     tol = check_real(tol, "tol", low=0, low_open=True)
-    obj = neuron_layer(net, layer)
-    d2f = curvature_override(obj, relu_surrogate)
+    overrides = {}
+    for layer in layers:
+        if layer in overrides:
+            raise ValueError(f"layers must be distinct, got {list(layers)}")
+        overrides[layer] = curvature_override(neuron_layer(net, layer), relu_surrogate)
     bp = net.backprop(X, y)
-    if solver == "dense":
-        return dense_extreme(_finite(_layer_matrices(net, bp, layer, d2f), layer, X), which)
-    product = _layer_operator(net, bp, layer, d2f)  # the per-call work, done once
-    values, vectors, _ = lanczos_extreme(
-        lambda V: _finite(product(V), layer, X),
-        obj.n_neurons,
-        obj.neuron_dim,
-        which=which,
-        tol=tol,
-        seed=seed,
-    )
-    return values, vectors
+    out = {}
+    for layer, d2f in overrides.items():
+        if solver == "dense":
+            S = _finite(_layer_matrices(net, bp, X, y, layer, d2f), layer, X)
+            out[layer] = dense_extreme(S, which)
+            continue
+        obj = net.layers[layer]
+        product = _layer_operator(net, bp, layer, d2f)  # the per-call work, done once
+        values, vectors, _ = lanczos_extreme(
+            lambda V, product=product, layer=layer: _finite(product(V), layer, X),
+            obj.n_neurons,
+            obj.neuron_dim,
+            which=which,
+            tol=tol,
+            seed=seed,
+        )
+        out[layer] = (values, vectors)
+    return out
