@@ -76,8 +76,10 @@ class DepthwiseConv2d(SlidingWindow, BatchNormMixin, NeuronLayer, UnitCarryingLa
 
     Notes
     -----
-    The forward cache is laid out as Conv2d's: ``(cols, Z, X.shape, A)`` (and the BN cache),
-    with ``cols`` (M, C, T) the per-channel patches, taps in (kh, kw) order.
+    The forward cache is laid out as Conv2d's, ``(X, Z, X.shape, A)`` (and the BN cache), but
+    holds the input X itself: the forward and backward passes are one shifted multiply-add per
+    tap over the padded maps, and the per-channel patches (M, C, T), taps in (kh, kw) order,
+    are built from X only where the R-passes and the splitting matrices need them.
 
     Examples
     --------
@@ -143,11 +145,19 @@ class DepthwiseConv2d(SlidingWindow, BatchNormMixin, NeuronLayer, UnitCarryingLa
     def _taps(self, W):
         return W.reshape(self.channels, -1)  # (C, T)
 
+    def _padded(self, X):
+        (ph, pw) = self.padding
+        return np.pad(X, ((0, 0),) * (X.ndim - 2) + ((ph, ph), (pw, pw))) if ph or pw else X
+
+    def _window(self, Xp, a, b, Ho, Wo):
+        """The view of the padded maps ``Xp`` (..., Hp, Wp) that tap (a, b) reads (..., Ho, Wo)."""
+        sh, sw = self.stride
+        return Xp[..., a : a + sh * (Ho - 1) + 1 : sh, b : b + sw * (Wo - 1) + 1 : sw]
+
     def forward(self, X):
         N = X.shape[0]
         Ho, Wo = self.output_shape(*X.shape[2:])
-        cols = self._cols(X)  # (M, C, T)
-        Z = np.einsum("mct,ct->mc", cols, self._taps(self.W))  # (M, C)
+        Z = _rows(self._convolve_maps(X[:, :, None], Ho, Wo)[:, :, 0])  # (M, C)
         bn_cache = None
         if self.batch_norm:
             Z, bn_cache = self._normalise(Z)  # (M, C): Y, the activation's input
@@ -155,25 +165,42 @@ class DepthwiseConv2d(SlidingWindow, BatchNormMixin, NeuronLayer, UnitCarryingLa
             Z = Z + self.b
         Z = _nchw(Z, N, Ho, Wo)  # (N, C, Ho, Wo)
         A = self.act.f(Z)
-        cache = (cols, Z, X.shape, A) if bn_cache is None else (cols, Z, X.shape, A, bn_cache)
+        cache = (X, Z, X.shape, A) if bn_cache is None else (X, Z, X.shape, A, bn_cache)
         return A, cache
 
     def backward(self, dA, cache, need_dX=True):
-        cols, Z, x_shape, A, bn_cache = _unpack(cache)
+        X, Z, x_shape, A, bn_cache = _unpack(cache)
         dZ = _rows(self.act.slope(Z, A) * dA)  # (M, C)
         if bn_cache is None:
             channel_grads = [dZ.sum(axis=0)]  # db (C,)
         else:
             dZ, dgamma, dbeta = bn.backward(dZ, self.gamma, bn_cache)
             channel_grads = [self._gamma_l1_grad(dgamma), dbeta]  # + the penalty's
-        dW = np.einsum("mc,mct->ct", dZ, cols)  # (C, T)
-        dX = None
-        if need_dX:
-            dX = self._fold(dZ[:, :, None] * self._taps(self.W), x_shape)  # (N, C, H, W)
-        return dX, [dW.reshape(self.W.shape), *channel_grads]
+        N, _, Ho, Wo = Z.shape
+        maps = _nchw(dZ, N, Ho, Wo)  # (N, C, Ho, Wo), a view
+        Xp = self._padded(X)  # (N, C, Hp, Wp)
+        kh, kw = self.kernel_size
+        dW = np.empty(self.W.shape)  # (C, kh, kw): tap (a, b) sums dZ times what it reads
+        for a in range(kh):
+            for b in range(kw):
+                dW[:, a, b] = np.einsum("ncyx,ncyx->c", maps, self._window(Xp, a, b, Ho, Wo))
+        dX = self._spread(maps, self.W, x_shape) if need_dX else None  # (N, C, H, W)
+        return dX, [dW, *channel_grads]
+
+    def _spread(self, maps, W, x_shape):
+        """The adjoint of the convolution with the filters ``W`` (C, kh, kw): each tap's
+        weighted ``maps`` (N, C, Ho, Wo) added back where it read, (N, C, H, W)."""
+        N, C, H, Wd = x_shape
+        (ph, pw), (Ho, Wo) = self.padding, maps.shape[2:]
+        dXp = np.zeros((N, C, H + 2 * ph, Wd + 2 * pw))
+        for a in range(self.kernel_size[0]):
+            for b in range(self.kernel_size[1]):
+                self._window(dXp, a, b, Ho, Wo)[...] += W[:, a, b][None, :, None, None] * maps
+        return dXp[:, :, ph : ph + H, pw : pw + Wd]
 
     def r_forward(self, R_X, V, cache):
-        cols, Z, _, A, bn_cache = _unpack(cache)
+        X, Z, _, A, bn_cache = _unpack(cache)
+        cols = self._cols(X)  # (M, C, T)
         N, Ho, Wo = Z.shape[0], Z.shape[2], Z.shape[3]
         R_Z = np.einsum("mct,ct->mc", cols, self._taps(V[0]))  # (M, C)
         R_cols = None
@@ -189,7 +216,8 @@ class DepthwiseConv2d(SlidingWindow, BatchNormMixin, NeuronLayer, UnitCarryingLa
         return self.act.slope(Z, A) * R_Z, (R_cols, R_Z, R_lin, R_Zh)
 
     def r_backward(self, dA, R_dA, cache, r_cache, V, need_dX=True):
-        cols, Z, x_shape, A, bn_cache = _unpack(cache)
+        X, Z, x_shape, A, bn_cache = _unpack(cache)
+        cols = self._cols(X)  # (M, C, T)
         R_cols, R_Z, R_lin, R_Zh = r_cache
         df = self.act.slope(Z, A)
         dZ = _rows(df * dA)  # (M, C)
@@ -228,7 +256,7 @@ class DepthwiseConv2d(SlidingWindow, BatchNormMixin, NeuronLayer, UnitCarryingLa
 
     def _inputs(self, cache):
         """h~_{m,c} (M, C, d): channel c's patch at row m, with a 1 for the bias (not with BN)."""
-        cols = cache[0]  # (M, C, T)
+        cols = self._cols(cache[0])  # (M, C, T), from the cached input
         if self.batch_norm:
             return cols
         return np.concatenate([cols, np.ones(cols.shape[:2] + (1,))], axis=2)  # (M, C, T + 1)
@@ -283,14 +311,13 @@ class DepthwiseConv2d(SlidingWindow, BatchNormMixin, NeuronLayer, UnitCarryingLa
         kh kw times the maps' size is built (the patches of :meth:`_cols` would be
         (M, C, d, T)).
         """
-        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
-        Jp = np.pad(J, ((0, 0), (0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else J
+        Jp = self._padded(J)
         out = np.zeros((*J.shape[:3], Ho, Wo))
         term = np.empty_like(out)
-        for a in range(kh):
-            for b in range(kw):
-                window = Jp[:, :, :, a : a + sh * (Ho - 1) + 1 : sh, b : b + sw * (Wo - 1) + 1 : sw]
-                np.multiply(window, self.W[:, a, b][None, :, None, None, None], out=term)
+        for a in range(self.kernel_size[0]):
+            for b in range(self.kernel_size[1]):
+                np.multiply(self._window(Jp, a, b, Ho, Wo),
+                            self.W[:, a, b][None, :, None, None, None], out=term)
                 out += term
         return out
 
