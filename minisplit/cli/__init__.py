@@ -6,7 +6,10 @@ exit status. :func:`main` only parses and dispatches, so a new command is one ne
 entry. With no command (or only its options), :data:`DEFAULT_COMMAND` runs.
 
 ``grow`` (:mod:`minisplit.cli.grow`) is the main job: grow a network by
-splitting and compare it with the baselines. ``verify``
+splitting and compare it with the baselines. ``prototypes``, ``prune`` and ``keywords``
+(:mod:`minisplit.cli.prototypes`, :mod:`~minisplit.cli.prune`, :mod:`~minisplit.cli.keywords`)
+run the seed's case studies: prototype networks, CNNs against pruning, keyword spotting with a
+DS-CNN. ``verify``
 (:mod:`minisplit.cli.verify`) checks every hand-derived derivative against
 finite differences.
 """
@@ -19,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import minisplit
-from minisplit.cli import grow, prototypes, verify
+from minisplit.cli import grow, keywords, prototypes, prune, verify
 from minisplit.cli._args import Parser
 from minisplit.cli.grow import STRATEGY_NAMES, TASKS, Progress, size_table
 from minisplit.cli.verify import LAYER_TYPES
@@ -60,6 +63,18 @@ COMMANDS = {
         "against the prototype baselines; draw the split family tree and write a report",
         add_arguments=prototypes.add_arguments,
         run=prototypes.run,
+    ),
+    "prune": Command(
+        help="grow a small CNN by splitting against L1-prune, Bn-prune and the width family "
+        "at matched sizes; tables, accuracy-vs-size figures, gamma histograms and a report",
+        add_arguments=prune.add_arguments,
+        run=prune.run,
+    ),
+    "keywords": Command(
+        help="grow a narrow DS-CNN for keyword spotting by splitting against fixed DS-CNNs of "
+        "matched widths; a Hello-Edge-style table, figures and a report",
+        add_arguments=keywords.add_arguments,
+        run=keywords.run,
     ),
     "verify": Command(
         help="check every layer's gradient, Hessian-vector product and Hessian "
