@@ -318,3 +318,76 @@ def test_indices_of_several_layers_equal_one_call_per_layer():
             assert np.array_equal(together[layer][1], alone[1])
     with pytest.raises(ValueError, match="distinct"):
         ms.splitting_indices_of_layers(net, X, y, [0, 0])
+
+
+def _chunk_of(matrices, net, bp, layer, samples):
+    """The CARRIED_BYTES that gives chunks of ``samples`` samples at ``layer``."""
+    n_maps = int(np.prod(bp.douts[layer].shape[1:]))
+    return samples * matrices._CARRIED_COPIES * 8 * n_maps * net.layers[layer].neuron_dim
+
+
+@pytest.mark.parametrize("layer", [0, 2])
+def test_chunks_within_the_cap_equal_the_whole_batch_for_both_solvers(monkeypatch, layer):
+    # 11 samples in chunks of 3 (the last one 2): each chunk's own forward pass and its rows
+    # of the whole batch's gradient; the matrix-free product forms the carried part alike
+    from minisplit.splitting import matrices
+
+    net = ms.dscnn(width=[3, 4, 2], n_blocks=2, input_shape=(1, 9, 6), seed=0)
+    rng = np.random.default_rng(2)
+    X, y = rng.standard_normal((11, 1, 9, 6)), rng.integers(0, 12, size=11)
+    net = ms.set_running_statistics(net, X).set_mode("eval")
+    bp = net.backprop(X, y)
+    whole = ms.splitting_matrices(net, X, y, layer)
+    V = rng.standard_normal(whole.shape[:2])
+    monkeypatch.setattr(matrices, "CARRIED_BYTES", _chunk_of(matrices, net, bp, layer, 3))
+    assert matrices._carried_chunk(net, bp, layer) == 3
+    parts = ms.splitting_matrices(net, X, y, layer)
+    scale = np.max(np.abs(whole))
+    assert np.allclose(parts, whole, rtol=1e-12, atol=1e-13 * scale)
+    product = matrices._layer_operator(net, bp, X, layer, None)(V)
+    assert np.allclose(product, np.einsum("cij,cj->ci", whole, V), rtol=1e-12,
+                       atol=1e-13 * scale * np.max(np.abs(V)))
+
+
+def test_train_mode_chunks_without_batch_norm_and_one_chunk_with_it(monkeypatch):
+    # without BN each sample's forward pass is its own in train mode too; with a train-mode
+    # BN before the neuron the batch's statistics couple the samples: the batch stays whole
+    # (a chunk's own pass would normalise by the chunk's statistics and change S)
+    from minisplit.layers import Conv2d, DepthwiseConv2d, GlobalAvgPool2d
+    from minisplit.splitting import matrices
+
+    rng = np.random.default_rng(3)
+    X, y = rng.standard_normal((7, 1, 5, 4)), rng.integers(0, 3, size=7)
+    for batch_norm in (False, True):
+        layers = [Conv2d(1, 2, 3, padding=1, activation="softplus", batch_norm=batch_norm,
+                         seed=1),
+                  Conv2d(2, 3, 1, activation="tanh", seed=2),
+                  DepthwiseConv2d(3, 3, padding=1, activation="softplus", seed=3),
+                  Conv2d(3, 4, 1, activation="softplus", seed=4),
+                  GlobalAvgPool2d(), ms.layers.Dense(4, 3, "identity", seed=5)]
+        net = ms.Network(layers, "cross_entropy")  # train mode
+        whole = ms.splitting_matrices(net, X, y, 1)
+        monkeypatch.setattr(matrices, "CARRIED_BYTES", 1)  # chunks of one sample
+        assert matrices._samples_apart(net, 2) is not batch_norm
+        parts = ms.splitting_matrices(net, X, y, 1)
+        monkeypatch.undo()
+        assert np.allclose(parts, whole, rtol=1e-12, atol=1e-13 * np.max(np.abs(whole)))
+
+
+def test_the_carried_part_stays_within_the_cap_whatever_the_batch(monkeypatch):
+    import tracemalloc
+
+    from minisplit.splitting import matrices
+
+    net = ms.dscnn(width=[3, 4], n_blocks=1, input_shape=(1, 9, 6), seed=0)
+    X = np.random.default_rng(4).standard_normal((600, 1, 9, 6))
+    net = ms.set_running_statistics(net, X).set_mode("eval")
+    bp = net.backprop(X, np.zeros(600, dtype=int))
+    cap = _chunk_of(matrices, net, bp, 0, 20)  # 30 chunks; one map array of the batch: 6 cap
+    monkeypatch.setattr(matrices, "CARRIED_BYTES", cap)
+    tracemalloc.start()
+    matrices._carried_matrices(net, bp, X, 0, matrices._carried_path(net, 0))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    # the chunk's maps and working copies (the cap), its forward caches (less than the maps)
+    assert peak < 2 * cap

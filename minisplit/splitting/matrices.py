@@ -23,7 +23,7 @@ import numpy as np
 
 from minisplit._checks import check_choice, check_real, check_type
 from minisplit.activations import softplus_surrogate_d2
-from minisplit.layers.base import NeuronLayer, UnitCarryingLayer
+from minisplit.layers.base import BatchNormMixin, NeuronLayer, UnitCarryingLayer
 from minisplit.network import Network
 from minisplit.splitting.eigen import WHICH, dense_extreme, lanczos_extreme
 
@@ -99,21 +99,22 @@ def _carried_path(net, layer) -> list:
     return path
 
 
-def _carried_terms(net, bp, layer, path) -> list:
+def _carried_terms(net, caches, douts, layer, path) -> list:
     """``[(C, Jz)]``, one pair per unit-carrying layer of ``path`` (:func:`_carried_path`).
 
     When a depthwise convolution (a ``UnitCarryingLayer``) reads the neuron's map through
     its own non-linear activation, the pair of offspring is averaged only at the reader, so
     S_u also holds sum_m C[m, u] Jz[m, u] Jz[m, u]^T for every such layer
     (docs/splitting.md, "Separable blocks"). Pooling in between is linear and passes the
-    Jacobian maps through itself.
+    Jacobian maps through itself. ``caches`` and ``douts`` are indexed by layer, as in a
+    :class:`~minisplit.network.Backprop` (or a chunk's rows of one).
     """
-    J = net.layers[layer].output_jacobian(bp.caches[layer])  # (N, n, d, H, W)
+    J = net.layers[layer].output_jacobian(caches[layer])  # (N, n, d, H, W)
     terms = []
     for index in path:
         obj = net.layers[index].in_mode(net.mode)
         if isinstance(obj, UnitCarryingLayer):
-            C, Jz, J = obj.carry_jacobian(J, bp.douts[index], bp.caches[index])
+            C, Jz, J = obj.carry_jacobian(J, douts[index], caches[index])
             terms.append((C, Jz))
         else:  # linear and channel-separate: the direction maps ride along as channels
             N, n, d = J.shape[:3]
@@ -135,51 +136,67 @@ def _carried_chunk(net, bp, layer) -> int:
     return max(1, CARRIED_BYTES // per_sample)
 
 
-def _carried_matrices(net, bp, X, y, layer, path) -> np.ndarray:
+def _samples_apart(net, last) -> bool:
+    """Whether the forward pass through ``net.layers[: last + 1]`` treats each sample alone:
+    in eval mode, or without batch norm (train-mode BN normalises by the batch's statistics,
+    which a chunk's own pass would not reproduce)."""
+    return net.mode == "eval" or not any(
+        isinstance(obj, BatchNormMixin) and obj.batch_norm for obj in net.layers[: last + 1]
+    )
+
+
+def _carried_matrices(net, bp, X, layer, path) -> np.ndarray:
     """The carried part of S of every neuron of ``layer`` (n, d, d), chunk by chunk.
 
-    S is a sum over samples, and in eval mode (the only mode S is formed in for batch norm)
-    each sample's term depends on that sample alone: chunk c of N_c samples contributes its
-    own carried sum times N_c / N (its back-propagated gradient has the mean over N_c, not
-    over N, inside). One chunk is the whole batch's own ``bp``.
+    S is a sum over samples and, when the forward pass treats each sample alone
+    (:func:`_samples_apart`), sample n's term depends only on its own forward pass and its
+    own rows of the whole batch's gradients ``bp.douts``: a chunk runs its own forward pass
+    up to the last layer of ``path`` and takes its rows of ``douts`` (exact: no reweighting,
+    no second backward pass). One chunk is the whole batch's own ``bp``.
     """
-    N = len(X)
+    N = bp.douts[layer].shape[0]
     chunk = _carried_chunk(net, bp, layer)
-    if chunk >= N:
-        return sum(_carried_sum(C, Jz) for C, Jz in _carried_terms(net, bp, layer, path))
+    if chunk >= N or not _samples_apart(net, path[-1]):
+        return sum(_carried_sum(C, Jz)
+                   for C, Jz in _carried_terms(net, bp.caches, bp.douts, layer, path))
+    X = np.asarray(X, dtype=np.float64)  # checked by the backprop that made bp
     S = 0.0
     for start in range(0, N, chunk):
-        part = slice(start, start + chunk)
-        size = len(X[part])
-        part_bp = net.backprop(X[part], y[part])
-        for C, Jz in _carried_terms(net, part_bp, layer, path):
-            S = S + (size / N) * _carried_sum(C, Jz)
+        rows = slice(start, start + chunk)
+        A, caches = X[rows], []
+        for index, obj in enumerate(net.layers[: path[-1] + 1]):
+            A, cache = obj.in_mode(net.mode).forward(A)
+            caches.append(cache if index >= layer else None)  # only these are read
+        douts = [g[rows] for g in bp.douts[: path[-1] + 1]]  # (N_c, ...) views
+        for C, Jz in _carried_terms(net, caches, douts, layer, path):
+            S = S + _carried_sum(C, Jz)
     return S
 
 
-def _layer_matrices(net, bp, X, y, layer, d2f) -> np.ndarray:
+def _layer_matrices(net, bp, X, layer, d2f) -> np.ndarray:
     """S of every neuron of ``layer``: the layer's own term, plus the carried ones."""
     S = net.layers[layer].splitting_matrices(bp.douts[layer], bp.caches[layer], d2f)
     path = _carried_path(net, layer)
     if path:
-        S = S + _carried_matrices(net, bp, X, y, layer, path)
+        S = S + _carried_matrices(net, bp, X, layer, path)
     return S
 
 
-def _layer_operator(net, bp, layer, d2f):
-    """V (n, d) -> row i: S_i V[i], with the carried terms of :func:`_layer_matrices`
-    (the Jacobian maps of the whole batch are kept for the run: no chunks here)."""
+def _layer_operator(net, bp, X, layer, d2f):
+    """V (n, d) -> row i: S_i V[i], with the carried terms of :func:`_layer_matrices`.
+
+    The carried part is formed once, in chunks (:func:`_carried_matrices`): its n d^2
+    numbers are N H W / d times fewer than the Jacobian maps it sums, which a product
+    would otherwise keep for the whole run.
+    """
     own = net.layers[layer].splitting_operator(bp.douts[layer], bp.caches[layer], d2f)
     path = _carried_path(net, layer)
     if not path:
         return own
-    terms = _carried_terms(net, bp, layer, path)
+    carried = _carried_matrices(net, bp, X, layer, path)  # (n, d, d)
 
     def product(V):
-        out = own(V)
-        for C, Jz in terms:
-            out = out + np.einsum("mc,mcd->cd", np.einsum("mcd,cd->mc", Jz, V) * C, Jz)
-        return out
+        return own(V) + np.einsum("cij,cj->ci", carried, V)  # (n, d)
 
     return product
 
@@ -217,7 +234,7 @@ def splitting_matrices(net, X, y, layer, relu_surrogate=None) -> np.ndarray:
     obj = neuron_layer(net, layer)
     d2f = curvature_override(obj, relu_surrogate)
     bp = net.backprop(X, y)
-    return _finite(_layer_matrices(net, bp, X, y, layer, d2f), layer, X)
+    return _finite(_layer_matrices(net, bp, X, layer, d2f), layer, X)
 
 
 def _finite(result, layer, X):
@@ -311,11 +328,11 @@ def splitting_indices_of_layers(
     out = {}
     for layer, d2f in overrides.items():
         if solver == "dense":
-            S = _finite(_layer_matrices(net, bp, X, y, layer, d2f), layer, X)
+            S = _finite(_layer_matrices(net, bp, X, layer, d2f), layer, X)
             out[layer] = dense_extreme(S, which)
             continue
         obj = net.layers[layer]
-        product = _layer_operator(net, bp, layer, d2f)  # the per-call work, done once
+        product = _layer_operator(net, bp, X, layer, d2f)  # the per-call work, done once
         values, vectors, _ = lanczos_extreme(
             lambda V, product=product, layer=layer: _finite(product(V), layer, X),
             obj.n_neurons,
