@@ -109,7 +109,7 @@ def main(argv=None) -> int:
 
     Examples
     --------
-    >>> main(["verify", "--directions", "1"])  # doctest: +ELLIPSIS
+    >>> main(["verify", "--directions", "1"])  # doctest: +SKIP  (15 s; tests/test_cli.py runs it)
     Relative error ...
     0
     """
