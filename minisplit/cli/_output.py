@@ -20,6 +20,7 @@ import shutil
 from pathlib import Path
 
 from minisplit._files import replace_directory, write_text_atomic
+from minisplit.cli._args import fail
 
 #: The file that marks a folder as minisplit's output (and lists what it wrote).
 MARKER = ".minisplit-output.json"
@@ -87,3 +88,31 @@ class OutputFolder:
     def discard(self) -> None:
         """Remove the staging folder (after a failure or an interruption); idempotent."""
         shutil.rmtree(self.staging, ignore_errors=True)
+
+
+def run_comparison(command, args, config_of, grow_and_write) -> int:
+    """The frame of a command that runs a comparison into an output folder.
+
+    ``config_of(args) -> GrowthConfig`` (a ValueError for settings it refuses), every
+    reference run in ``args.strategies`` with the strategy it follows, and the ``--out``
+    folder are checked before any training, each failure one line and exit status 2; then
+    ``grow_and_write(args, config, out)`` runs, and the staging folder goes whatever happens.
+    """
+    from minisplit import growth
+
+    try:
+        config = config_of(args)
+    except ValueError as err:
+        fail(command, str(err))
+    for name in args.strategies:
+        ref = growth.REFERENCES.get(name)
+        if ref is not None and ref.after not in args.strategies:
+            fail(command, f"--strategies: {name} needs {ref.after}")
+    try:
+        out = OutputFolder(args.out, command)
+    except ValueError as err:
+        fail(command, str(err))
+    try:
+        return grow_and_write(args, config, out)
+    finally:
+        out.discard()

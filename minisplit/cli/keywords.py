@@ -27,7 +27,7 @@ import numpy as np
 
 from minisplit import GrowthConfig, compare, count_flops, datasets, dscnn, growth
 from minisplit.cli._args import add_jobs, fail, positive_int
-from minisplit.cli._output import MARKER, OutputFolder
+from minisplit.cli._output import MARKER, run_comparison
 from minisplit.cli.grow import Progress, size_table
 from minisplit.growth.comparison import SizeCell
 from minisplit.report import Page
@@ -102,22 +102,7 @@ def run(args) -> int:
     if args.budget <= start:
         fail("keywords", f"--budget must be larger than the starting channels in all "
              f"({args.start} x {args.blocks + 1} convs = {start}), got {args.budget}")
-    try:
-        config = config_of(args)
-    except ValueError as err:
-        fail("keywords", str(err))
-    for name in args.strategies:
-        ref = growth.REFERENCES.get(name)
-        if ref is not None and ref.after not in args.strategies:
-            fail("keywords", f"--strategies: {name} needs {ref.after}")
-    try:
-        out = OutputFolder(args.out, "keywords")
-    except ValueError as err:
-        fail("keywords", str(err))
-    try:
-        return _grow_and_write(args, config, out)
-    finally:
-        out.discard()
+    return run_comparison("keywords", args, config_of, _grow_and_write)
 
 
 def _grow_and_write(args, config, out) -> int:

@@ -23,7 +23,7 @@ import numpy as np
 from minisplit import GrowthConfig, compare, datasets, growth, splitting_matrices
 from minisplit import prototypes as protos
 from minisplit.cli._args import add_jobs, fail, positive_int
-from minisplit.cli._output import MARKER, OutputFolder
+from minisplit.cli._output import MARKER, run_comparison
 from minisplit.cli.grow import Progress, size_table
 from minisplit.report import Page
 
@@ -97,25 +97,10 @@ def run(args) -> int:
     if args.budget <= args.start:
         fail("prototypes", f"--budget must be larger than --start ({args.start}), got "
              f"{args.budget}")
-    try:
-        config = config_of(args)
-        if args.tau <= 0:
-            raise ValueError(f"--tau must be > 0 (the splitting matrix needs the soft "
-                             f"minimum), got {args.tau}")
-    except ValueError as err:
-        fail("prototypes", str(err))
-    for name in args.strategies:
-        ref = growth.REFERENCES.get(name)
-        if ref is not None and ref.after not in args.strategies:
-            fail("prototypes", f"--strategies: {name} needs {ref.after}")
-    try:
-        out = OutputFolder(args.out, "prototypes")
-    except ValueError as err:
-        fail("prototypes", str(err))
-    try:
-        return _grow_and_write(args, config, out)
-    finally:
-        out.discard()
+    if args.tau <= 0:
+        fail("prototypes", f"--tau must be > 0 (the splitting matrix needs the soft minimum), "
+             f"got {args.tau}")
+    return run_comparison("prototypes", args, config_of, _grow_and_write)
 
 
 def _grow_and_write(args, config, out) -> int:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from minisplit import GrowthConfig, compare, datasets, growth, pruning, small_cnn
 from minisplit.cli._args import add_jobs, fail, positive_int
-from minisplit.cli._output import MARKER, OutputFolder
+from minisplit.cli._output import MARKER, run_comparison
 from minisplit.cli.grow import Progress, size_table
 from minisplit.growth.comparison import (
     SENSITIVITY_RATIOS,
@@ -121,22 +121,7 @@ def run(args) -> int:
     if args.budget <= sum(args.start):
         fail("prune", f"--budget must be larger than the starting channels in all "
              f"({sum(args.start)}), got {args.budget}")
-    try:
-        config = config_of(args)
-    except ValueError as err:
-        fail("prune", str(err))
-    for name in args.strategies:
-        ref = growth.REFERENCES.get(name)
-        if ref is not None and ref.after not in args.strategies:
-            fail("prune", f"--strategies: {name} needs {ref.after}")
-    try:
-        out = OutputFolder(args.out, "prune")
-    except ValueError as err:
-        fail("prune", str(err))
-    try:
-        return _grow_and_write(args, config, out)
-    finally:
-        out.discard()
+    return run_comparison("prune", args, config_of, _grow_and_write)
 
 
 def _grow_and_write(args, config, out) -> int:
