@@ -109,7 +109,9 @@ def main(argv=None) -> int:
 
     Examples
     --------
-    >>> main(["verify", "--directions", "1"])  # doctest: +SKIP  (15 s; tests/test_cli.py runs it)
+    Not run as a doctest (15 s; tests/test_cli.py runs ``verify``):
+
+    >>> main(["verify", "--directions", "1"])  # doctest: +SKIP
     Relative error ...
     0
     """
