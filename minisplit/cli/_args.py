@@ -36,6 +36,21 @@ def eps_value(text):
         ) from None
 
 
+def name_list(choices):
+    """The type of a ``--strategies LIST`` option: comma-separated distinct names of
+    ``choices`` (a list), refused with the names allowed otherwise."""
+
+    def parse(text) -> list[str]:
+        names = [name.strip() for name in text.split(",")]
+        unknown = [name for name in names if name not in choices]
+        if unknown or len(set(names)) != len(names):
+            raise argparse.ArgumentTypeError(
+                f"must be distinct names from {','.join(choices)}, got {text!r}")
+        return names
+
+    return parse
+
+
 def add_jobs(parser) -> None:
     """The ``--jobs N`` option of the commands that run a comparison."""
     parser.add_argument(

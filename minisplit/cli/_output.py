@@ -17,6 +17,7 @@ import json
 import os
 import secrets
 import shutil
+import sys
 from pathlib import Path
 
 from minisplit._files import replace_directory, write_text_atomic
@@ -85,6 +86,22 @@ class OutputFolder:
         replace_directory(self.staging, self.path)
         return [self.path / name for name in names]
 
+    def save(self, write) -> int:
+        """``write(self)`` the files, commit them and print where they went: exit status 0,
+        or 1 with one line on stderr when a write fails (the destination keeps its previous
+        contents)."""
+        try:
+            write(self)
+            paths = self.commit()
+        except OSError as err:
+            print(f"minisplit {self.command}: cannot write the outputs to {str(self.path)!r}: "
+                  f"{err.strerror or err}; the folder keeps its previous contents",
+                  file=sys.stderr)
+            return 1
+        shown = [p.name for p in paths if p.name != MARKER]
+        print(f"Wrote {', '.join(shown)} to {self.path.resolve()}{os.sep}")
+        return 0
+
     def discard(self) -> None:
         """Remove the staging folder (after a failure or an interruption); idempotent."""
         shutil.rmtree(self.staging, ignore_errors=True)
@@ -116,3 +133,9 @@ def run_comparison(command, args, config_of, grow_and_write) -> int:
         return grow_and_write(args, config, out)
     finally:
         out.discard()
+
+
+def training_count(data, n_train) -> str:
+    """"N training", or "the first N of the n_train training" when a subset was taken."""
+    n = len(data.X_train)
+    return f"{n} training" if n == n_train else f"the first {n} of the {n_train} training"

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import argparse
 import functools
-import os
 import sys
 import time
 from dataclasses import dataclass
 
 from minisplit import GrowthConfig, Network, compare, datasets, growth, mlp
 from minisplit.cli import story
-from minisplit.cli._args import add_jobs, eps_value, fail, positive_int
-from minisplit.cli._output import MARKER, OutputFolder
+from minisplit.cli._args import add_jobs, eps_value, fail, name_list, positive_int
+from minisplit.cli._output import OutputFolder
 
 
 @dataclass(frozen=True)
@@ -229,7 +228,7 @@ def add_arguments(parser):
     )
     add(
         "--strategies",
-        type=_strategies,
+        type=name_list(STRATEGY_NAMES),
         default=None,
         metavar="LIST",
         help=f"comma-separated strategies to compare, from {', '.join(STRATEGY_NAMES)} "
@@ -238,7 +237,7 @@ def add_arguments(parser):
     )
     add(
         "--methods",
-        type=_strategies,
+        type=name_list(STRATEGY_NAMES),
         dest="strategies",
         action=DeprecatedAlias,
         metavar="LIST",
@@ -407,16 +406,7 @@ def _grow_and_write(args, config, out) -> int:
     page = story.build_page(comparison, data, config, make_net,
                             _settings(args, data, start, config))
     page.section("The tables as printed").preformatted(table)
-    try:
-        write_outputs(comparison, data.task, table, out, page)
-        paths = out.commit()
-    except OSError as err:
-        print(f"minisplit grow: cannot write the outputs to {str(out.path)!r}: "
-              f"{err.strerror or err}; the folder keeps its previous contents", file=sys.stderr)
-        return 1
-    shown = [p.name for p in paths if p.name != MARKER]
-    print(f"Wrote {', '.join(shown)} to {out.path.resolve()}{os.sep}")
-    return 0
+    return out.save(lambda folder: write_outputs(comparison, data.task, table, folder, page))
 
 
 def _settings(args, data, start, config) -> list[list[str]]:
@@ -433,14 +423,6 @@ def _settings(args, data, start, config) -> list[list[str]]:
 # ---- parsing and dispatch ---------------------------------------------------------------
 
 
-def _strategies(text) -> list[str]:
-    names = [name.strip() for name in text.split(",")]
-    unknown = [name for name in names if name not in STRATEGY_NAMES]
-    if unknown or len(set(names)) != len(names):
-        raise argparse.ArgumentTypeError(
-            f"must be distinct names from {','.join(STRATEGY_NAMES)}, got {text!r}"
-        )
-    return names
 
 
 class DeprecatedAlias(argparse.Action):

@@ -16,18 +16,15 @@ page writer as ``grow``), written as a set (docs/cli.md).
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import functools
-import os
 import sys
-from pathlib import Path
 
 import numpy as np
 
 from minisplit import GrowthConfig, compare, count_flops, datasets, dscnn, growth
-from minisplit.cli._args import add_jobs, fail, positive_int
-from minisplit.cli._output import MARKER, run_comparison
+from minisplit.cli._args import add_jobs, fail, name_list, positive_int
+from minisplit.cli._output import run_comparison, training_count
 from minisplit.cli.grow import Progress, size_table
 from minisplit.growth.comparison import SizeCell
 from minisplit.report import Page
@@ -57,7 +54,8 @@ def config_of(args) -> GrowthConfig:
 
 def add_arguments(parser):
     add = parser.add_argument
-    add("--strategies", type=_strategies, default=list(DEFAULT_STRATEGIES), metavar="LIST",
+    add("--strategies", type=name_list(STRATEGY_NAMES), default=list(DEFAULT_STRATEGIES),
+        metavar="LIST",
         help=f"comma-separated, from {', '.join(STRATEGY_NAMES)} (default: "
         f"{','.join(DEFAULT_STRATEGIES)}); width, fixed and scratch need splitting")
     add("--seeds", type=positive_int, default=1, metavar="N",
@@ -87,13 +85,6 @@ def add_arguments(parser):
     add("--quiet", action="store_true", help="no progress line on stderr")
 
 
-def _strategies(text) -> list[str]:
-    names = [name.strip() for name in text.split(",")]
-    unknown = [name for name in names if name not in STRATEGY_NAMES]
-    if unknown or len(set(names)) != len(names) or not names:
-        raise argparse.ArgumentTypeError(
-            f"must be distinct names from {','.join(STRATEGY_NAMES)}, got {text!r}")
-    return names
 
 
 def run(args) -> int:
@@ -113,7 +104,8 @@ def _grow_and_write(args, config, out) -> int:
     widths = [args.start] * (args.blocks + 1)
     make_net = functools.partial(starting_network, widths, args.blocks)  # pickles, for --jobs
     print(f"Growing a DS-CNN ({args.blocks} blocks) on the spoken keywords "
-          f"({_training(data, n_train)}, {len(data.X_test)} test clips of unheard voices) from "
+          f"({training_count(data, n_train)}, {len(data.X_test)} test clips of unheard voices) "
+          f"from "
           f"width {args.start} to {args.budget} channels in all, by "
           f"{', '.join(args.strategies)}; seed{'s 0..' if args.seeds > 1 else ' '}"
           f"{args.seeds - 1}.", flush=True)
@@ -129,21 +121,7 @@ def _grow_and_write(args, config, out) -> int:
     figures = _figures(comparison, data)
     page = _page(args, data, config, comparison, reference, figures)
     page.section("The tables as printed").preformatted(tables)
-    try:
-        _write(out, comparison, tables, figures, page)
-        paths = out.commit()
-    except OSError as err:
-        print(f"minisplit keywords: cannot write the outputs to {str(out.path)!r}: "
-              f"{err.strerror or err}; the folder keeps its previous contents", file=sys.stderr)
-        return 1
-    shown = [p.name for p in paths if p.name != MARKER]
-    print(f"Wrote {', '.join(shown)} to {Path(out.path).resolve()}{os.sep}")
-    return 0
-
-
-def _training(data, n_train) -> str:
-    n = len(data.X_train)
-    return f"{n} training" if n == n_train else f"the first {n} of the {n_train} training"
+    return out.save(lambda folder: _write(folder, comparison, tables, figures, page))
 
 
 # ---- the Hello-Edge-style table ------------------------------------------------------------

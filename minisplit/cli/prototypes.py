@@ -11,19 +11,16 @@ fresh start. Outputs: a progress line, tables, ``family_tree.png``, ``accuracy.p
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import functools
-import os
 import sys
-from pathlib import Path
 
 import numpy as np
 
 from minisplit import GrowthConfig, compare, datasets, growth, splitting_matrices
 from minisplit import prototypes as protos
-from minisplit.cli._args import add_jobs, fail, positive_int
-from minisplit.cli._output import MARKER, run_comparison
+from minisplit.cli._args import add_jobs, fail, name_list, positive_int
+from minisplit.cli._output import run_comparison
 from minisplit.cli.grow import Progress, size_table
 from minisplit.report import Page
 
@@ -52,7 +49,8 @@ def config_of(args) -> GrowthConfig:
 
 def add_arguments(parser):
     add = parser.add_argument
-    add("--strategies", type=_strategies, default=list(STRATEGY_NAMES), metavar="LIST",
+    add("--strategies", type=name_list(STRATEGY_NAMES), default=list(STRATEGY_NAMES),
+        metavar="LIST",
         help=f"comma-separated, from {', '.join(STRATEGY_NAMES)} (default: all); "
         "scratch and fixed need splitting")
     add("--seeds", type=positive_int, default=2, metavar="N",
@@ -83,13 +81,6 @@ def add_arguments(parser):
     add("--quiet", action="store_true", help="no progress line on stderr")
 
 
-def _strategies(text) -> list[str]:
-    names = [name.strip() for name in text.split(",")]
-    unknown = [name for name in names if name not in STRATEGY_NAMES]
-    if unknown or len(set(names)) != len(names) or not names:
-        raise argparse.ArgumentTypeError(
-            f"must be distinct names from {','.join(STRATEGY_NAMES)}, got {text!r}")
-    return names
 
 
 def run(args) -> int:
@@ -130,16 +121,7 @@ def _grow_and_write(args, config, out) -> int:
         tree = protos.family_tree(splitting_run, data.X_train, data.y_train)
     page = _page(args, data, comparison, tree, make_net)
     page.section("The tables as printed").preformatted(tables)
-    try:
-        _write(out, comparison, tables, tree, page)
-        paths = out.commit()
-    except OSError as err:
-        print(f"minisplit prototypes: cannot write the outputs to {str(out.path)!r}: "
-              f"{err.strerror or err}; the folder keeps its previous contents", file=sys.stderr)
-        return 1
-    shown = [p.name for p in paths if p.name != MARKER]
-    print(f"Wrote {', '.join(shown)} to {Path(out.path).resolve()}{os.sep}")
-    return 0
+    return out.save(lambda folder: _write(folder, comparison, tables, tree, page))
 
 
 def _write(out, comparison, tables, tree, page) -> None:

@@ -17,13 +17,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
-import os
 import sys
-from pathlib import Path
 
 from minisplit import GrowthConfig, compare, datasets, growth, pruning, small_cnn
-from minisplit.cli._args import add_jobs, fail, positive_int
-from minisplit.cli._output import MARKER, run_comparison
+from minisplit.cli._args import add_jobs, fail, name_list, positive_int
+from minisplit.cli._output import run_comparison, training_count
 from minisplit.cli.grow import Progress, size_table
 from minisplit.growth.comparison import (
     SENSITIVITY_RATIOS,
@@ -66,7 +64,8 @@ def add_arguments(parser):
     add("--task", choices=TASKS, default="digits",
         help="built-in image data set: digits (8 x 8, 1348 training and 449 test images) or "
         "fashion_mnist (14 x 14, 6000 and 1000) (default: digits)")
-    add("--strategies", type=_strategies, default=list(DEFAULT_STRATEGIES), metavar="LIST",
+    add("--strategies", type=name_list(STRATEGY_NAMES), default=list(DEFAULT_STRATEGIES),
+        metavar="LIST",
         help=f"comma-separated, from {', '.join(STRATEGY_NAMES)} (default: "
         f"{','.join(DEFAULT_STRATEGIES)}); fixed, scratch, width, l1_prune and bn_prune "
         "need splitting")
@@ -95,13 +94,6 @@ def add_arguments(parser):
     add("--quiet", action="store_true", help="no progress line on stderr")
 
 
-def _strategies(text) -> list[str]:
-    names = [name.strip() for name in text.split(",")]
-    unknown = [name for name in names if name not in STRATEGY_NAMES]
-    if unknown or len(set(names)) != len(names) or not names:
-        raise argparse.ArgumentTypeError(
-            f"must be distinct names from {','.join(STRATEGY_NAMES)}, got {text!r}")
-    return names
 
 
 def _widths(text) -> list[int]:
@@ -131,7 +123,7 @@ def _grow_and_write(args, config, out) -> int:
         data = dataclasses.replace(data, X_train=data.X_train[:args.samples],
                                    y_train=data.y_train[:args.samples])
     make_net = functools.partial(starting_network, data, args.start)  # pickles, for --jobs
-    print(f"Growing a small CNN on {args.task} ({_training(data, n_train)}, "
+    print(f"Growing a small CNN on {args.task} ({training_count(data, n_train)}, "
           f"{len(data.X_test)} test images) from conv widths {_shown(args.start)} to "
           f"{args.budget} channels in all, by {', '.join(args.strategies)}; "
           f"seed{'s 0..' if args.seeds > 1 else ' '}{args.seeds - 1}.", flush=True)
@@ -150,21 +142,7 @@ def _grow_and_write(args, config, out) -> int:
     figures = _figures(comparison, data, wide)
     page = _page(args, data, config, comparison, wide, figures)
     page.section("The tables as printed").preformatted(tables)
-    try:
-        _write(out, comparison, tables, figures, page)
-        paths = out.commit()
-    except OSError as err:
-        print(f"minisplit prune: cannot write the outputs to {str(out.path)!r}: "
-              f"{err.strerror or err}; the folder keeps its previous contents", file=sys.stderr)
-        return 1
-    shown = [p.name for p in paths if p.name != MARKER]
-    print(f"Wrote {', '.join(shown)} to {Path(out.path).resolve()}{os.sep}")
-    return 0
-
-
-def _training(data, n_train) -> str:
-    n = len(data.X_train)
-    return f"{n} training" if n == n_train else f"the first {n} of the {n_train} training"
+    return out.save(lambda folder: _write(folder, comparison, tables, figures, page))
 
 
 def _shown(widths) -> str:
