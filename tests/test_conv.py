@@ -381,8 +381,10 @@ def conv_with_gradient(seed, activation="tanh"):
 
 @pytest.mark.parametrize("chunk_bytes", [None, 8 * 200])
 def test_splitting_matrices_match_naive_sum(monkeypatch, chunk_bytes):
-    if chunk_bytes is not None:  # force many row blocks (the blocking must not lose rows)
+    if chunk_bytes is not None:  # force many small tiles (the tiling must not lose rows)
         monkeypatch.setattr(_outer, "CHUNK_BYTES", chunk_bytes)
+        monkeypatch.setattr(_outer, "MIN_TILE_BYTES", 8)
+        monkeypatch.setattr(_outer, "MIN_CHUNK_ROWS", 4)
     layer, X, cache, dA = conv_with_gradient(1)
     S = layer.splitting_matrices(dA, cache)
     assert S.shape == (3, 13, 13)  # d = 2*2*3 + 1

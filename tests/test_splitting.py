@@ -344,3 +344,33 @@ def test_method_is_the_deprecated_spelling_of_solver():
     with pytest.warns(DeprecationWarning, match="use solver="):
         with pytest.raises(ValueError, match="solver must be one of .* got 'lobpcg'"):
             ms.splitting_indices(net, X, y, 0, method="lobpcg")
+
+
+# ---- the kernel every dense S is formed by -------------------------------------------
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    M=st.integers(1, 40), d=st.integers(1, 9), n=st.integers(1, 5), ones=st.booleans(),
+    chunk=st.integers(1, 16), tile=st.integers(1, 400), seed=st.integers(0, 2**16),
+)
+def test_weighted_outer_sum_is_the_naive_sum_for_any_tiling(M, d, n, ones, chunk, tile, seed):
+    """Tiles of a few samples and a few triangle rows (down to one of each) add up to the
+    naive sum, with and without the implicit column of ones."""
+    from minisplit.layers import _outer
+
+    rng = np.random.default_rng(seed)
+    H, C = rng.normal(size=(M, d)), rng.normal(size=(M, n))
+    Hb = np.hstack([H, np.ones((M, 1))]) if ones else H
+    naive = np.einsum("mi,mj,mk->ijk", C, Hb, Hb)
+    limits = dict(CHUNK_BYTES=8 * tile, MIN_TILE_BYTES=8, MIN_CHUNK_ROWS=chunk)
+    saved = {name: getattr(_outer, name) for name in limits}
+    try:
+        for name, value in limits.items():
+            setattr(_outer, name, value)
+        S = _outer.weighted_outer_sum(H, C, ones=ones)
+    finally:
+        for name, value in saved.items():
+            setattr(_outer, name, value)
+    np.testing.assert_allclose(S, naive, rtol=1e-12, atol=1e-12 * np.abs(naive).max())
+    np.testing.assert_array_equal(S, S.transpose(0, 2, 1))

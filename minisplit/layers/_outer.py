@@ -15,9 +15,15 @@ T = d(d+1)/2 index pairs j_t <= k_t (row j of the triangle is the d - j columns
 
 which costs 2 M n T = M n d(d+1) flops (symmetry halves the work). P is never
 held whole: it is built tile by tile, at least MIN_CHUNK_ROWS samples times as
-many triangle rows as fit in CHUNK_BYTES, into one reused buffer by d slice
+many triangle rows as fit in the tile's budget, into one reused buffer by d slice
 products (no index arrays, each writing contiguous rows of the transposed tile
-P^T), so memory is O(n d^2 + CHUNK_BYTES). The product
+P^T), and each tile's product is added into the block of S it belongs to (one reused
+product array; the first tile's product is written into the block). The budget
+is S's bytes over TILE_FRACTION, between MIN_TILE_BYTES and CHUNK_BYTES, so memory is
+about (1 + 1/TILE_FRACTION) n d^2 doubles besides H and C. With ``ones`` the column of
+ones of h~ is a row of the tile's transposed samples: H~ is never built.
+
+The product
 S_i v_i for all i without forming S (nor H~, a copy of the inputs with a column of ones):
 
     S_i v_i = sum_m C[m, i] (h~_m . v_i) h~_m = (H~^T ((H~ V^T) * C))^T   (row i)
@@ -30,20 +36,28 @@ from __future__ import annotations
 
 import numpy as np
 
-#: Bytes of the tile of outer products (samples x triangle columns) held at once.
+#: Most bytes of the tile of outer products (triangle columns x samples) held at once.
 CHUNK_BYTES = 32 * 2**20
+#: Fewest bytes of the tile, whatever the size of S.
+MIN_TILE_BYTES = 2**20
+#: The tile (and the block of S it adds to) takes at most S's bytes over this, so that
+#: forming S peaks at about (1 + 1/TILE_FRACTION) times S plus the coefficients C.
+TILE_FRACTION = 4
 #: Fewest samples per tile: the inner dimension of the tile's matrix product, which
 #: runs far below the machine's matrix-product speed when it is short.
-MIN_CHUNK_ROWS = 256
+MIN_CHUNK_ROWS = 512
 
 
-def weighted_outer_sum(H, C) -> np.ndarray:
-    """S[i] = sum_m C[m, i] H[m] H[m]^T for all i, via the upper-triangle product.
+def weighted_outer_sum(H, C, ones=False) -> np.ndarray:
+    """S[i] = sum_m C[m, i] h_m h_m^T for all i, via the upper-triangle product.
 
     Parameters
     ----------
-    H : ndarray (M, d)
+    H : ndarray (M, d), or (M, d - 1) with ``ones``
     C : ndarray (M, n)
+    ones : bool
+        h_m = [H[m], 1] (the bias coordinate last) without copying H (default False:
+        h_m = H[m]).
 
     Returns
     -------
@@ -56,28 +70,46 @@ def weighted_outer_sum(H, C) -> np.ndarray:
     >>> weighted_outer_sum(H, C)[0]
     array([[ 3.,  6.],
            [ 6., 12.]])
+    >>> weighted_outer_sum(H, C, ones=True)[0]
+    array([[ 3.,  6.,  3.],
+           [ 6., 12.,  6.],
+           [ 3.,  6.,  3.]])
     """
-    M, d = H.shape
+    M, d = H.shape[0], H.shape[1] + bool(ones)
     n = C.shape[1]
+    C = np.ascontiguousarray(C, dtype=float)  # its row blocks, transposed, go to BLAS as is
     T = d * (d + 1) // 2
-    chunk = max(1, min(M, max(MIN_CHUNK_ROWS, CHUNK_BYTES // (8 * T))))  # samples per tile
-    width = max(d, CHUNK_BYTES // (8 * chunk))  # triangle columns per tile
-    S = np.empty((n, d, d))
-    buffer = np.empty((min(T, width), chunk))  # (width, chunk) the tile P^T, reused
+    budget = min(CHUNK_BYTES, max(MIN_TILE_BYTES, 8 * n * d * d // TILE_FRACTION))
+    chunk = max(1, min(M, max(MIN_CHUNK_ROWS, budget // (8 * T))))  # samples per tile
+    width = max(d, min(budget // (8 * chunk), budget // (8 * n)))  # triangle columns per tile
+    S = np.empty((n, d, d))  # the upper triangle is written, then mirrored
+    Ht = np.empty((d, chunk))  # the tile's samples, transposed, with the row of ones
+    if ones:
+        Ht[-1] = 1.0
+    buffer = np.empty(min(T, width) * chunk)  # the tile P^T, reused
+    products = np.empty((n, min(T, width)))  # a tile's product, reused
     for j0, j1 in _triangle_rows(d, width):
-        columns = _triangle_offset(d, j1) - _triangle_offset(d, j0)
-        block = np.zeros((n, columns))  # S[:, j, j:] for j0 <= j < j1, side by side
+        offset = _triangle_offset(d, j0)
+        columns = _triangle_offset(d, j1) - offset
+        block = np.empty((n, columns))  # S[:, j, j:] for j0 <= j < j1, side by side
         for start in range(0, M, chunk):
-            Ht = np.ascontiguousarray(H[start : start + chunk].T)  # (d, m)
-            Pt = buffer[:columns, : Ht.shape[1]]  # (columns, m)
+            m = min(chunk, M - start)
+            Hm = Ht[:, :m]
+            Hm[: d - bool(ones)] = H[start : start + m].T
+            Pt = buffer[: columns * m].reshape(columns, m)  # contiguous for BLAS
             for j in range(j0, j1):
-                t = _triangle_offset(d, j) - _triangle_offset(d, j0)
-                np.multiply(Ht[j], Ht[j:], out=Pt[t : t + d - j])  # contiguous rows
-            block += C[start : start + chunk].T @ Pt.T  # (n, columns); faster than Pt @ C
+                t = _triangle_offset(d, j) - offset
+                np.multiply(Hm[j], Hm[j:], out=Pt[t : t + d - j])  # contiguous rows
+            # (n, columns) C^T P^T: faster than Pt @ C; the first tile's into the block
+            out = block if start == 0 else products[:, :columns]
+            np.matmul(C[start : start + m].T, Pt.T, out=out)
+            if start:
+                block += out
         for j in range(j0, j1):
-            t = _triangle_offset(d, j) - _triangle_offset(d, j0)
+            t = _triangle_offset(d, j) - offset
             S[:, j, j:] = block[:, t : t + d - j]
-            S[:, j:, j] = block[:, t : t + d - j]
+    for j in range(d - 1):  # the lower triangle from the upper
+        S[:, j + 1 :, j] = S[:, j, j + 1 :]
     return S
 
 

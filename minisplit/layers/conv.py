@@ -31,7 +31,6 @@ import numpy as np
 from minisplit._checks import check_array, check_int, check_int_pair, make_rng
 from minisplit.activations import get_activation
 from minisplit.layers import _batchnorm as bn
-from minisplit.layers import _outer
 from minisplit.layers._outer import biased_outer_operator, weighted_outer_sum, with_ones
 from minisplit.layers.base import BatchNormMixin, NeuronLayer, ReadingLayer
 
@@ -322,22 +321,10 @@ class Conv2d(SlidingWindow, BatchNormMixin, NeuronLayer, ReadingLayer):
     def _resized(self, n):
         return {"c_out": n}
 
-    def _blocks(self, cols, C):
-        """(h~ rows, C rows) in blocks of ~CHUNK_BYTES, so no full (M, d) copy of h~ is made
-        (h = cols itself, no ones, with batch norm)."""
-        cols = cols.reshape(-1, cols.shape[2])  # (M, K)
-        step = max(1, _outer.CHUNK_BYTES // (8 * self.neuron_dim))
-        for start in range(0, cols.shape[0], step):
-            block = cols[start : start + step]
-            yield (block if self.batch_norm else with_ones(block)), C[start : start + step]
-
     def splitting_matrices(self, dA, cache, d2f=None):
         C = self._coefficients(dA, cache, d2f)  # (M, c_out)
-        d = self.neuron_dim
-        S = np.zeros((self.c_out, d, d))  # (c_out, d, d)
-        for H, C_block in self._blocks(cache[0], C):
-            S += weighted_outer_sum(H, C_block)
-        return S
+        cols = cache[0].reshape(-1, cache[0].shape[2])  # (M, K), a view
+        return weighted_outer_sum(cols, C, ones=not self.batch_norm)  # h~ = [patch, 1]
 
     def splitting_operator(self, dA, cache, d2f=None):
         C = self._coefficients(dA, cache, d2f)  # (M, c_out), once for every product

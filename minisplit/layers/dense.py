@@ -31,7 +31,7 @@ import numpy as np
 from minisplit._checks import check_array, check_int, make_rng
 from minisplit.activations import get_activation
 from minisplit.layers import _batchnorm as bn
-from minisplit.layers._outer import biased_outer_operator, weighted_outer_sum, with_ones
+from minisplit.layers._outer import biased_outer_operator, weighted_outer_sum
 from minisplit.layers.base import BatchNormMixin, NeuronLayer, ReadingLayer
 
 
@@ -202,7 +202,7 @@ class Dense(BatchNormMixin, NeuronLayer, ReadingLayer):
 
     def splitting_matrices(self, dA, cache, d2f=None):
         C = self._coefficients(dA, cache, d2f)  # (N, n_out)
-        return weighted_outer_sum(cache[0] if self.batch_norm else with_ones(cache[0]), C)
+        return weighted_outer_sum(cache[0], C, ones=not self.batch_norm)
 
     def splitting_operator(self, dA, cache, d2f=None):
         C = self._coefficients(dA, cache, d2f)  # (N, n_out), once for every product
