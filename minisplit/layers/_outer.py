@@ -46,6 +46,11 @@ TILE_FRACTION = 4
 #: Fewest samples per tile: the inner dimension of the tile's matrix product, which
 #: runs far below the machine's matrix-product speed when it is short.
 MIN_CHUNK_ROWS = 512
+#: Per-neuron products instead of the triangle's tiles when d > PER_NEURON_RATIO * n: the
+#: tiles write M d(d+1)/2 entries, the per-neuron products' scaled inputs M n d (for twice
+#: the flops), so with few, wide neurons the tiles are the cost (measured crossover near
+#: d = 2.5 n on 2 cores: docs/splitting.md, section 10).
+PER_NEURON_RATIO = 2.5
 
 
 def weighted_outer_sum(H, C, ones=False) -> np.ndarray:
@@ -75,11 +80,19 @@ def weighted_outer_sum(H, C, ones=False) -> np.ndarray:
            [ 6., 12.,  6.],
            [ 3.,  6.,  3.]])
     """
+    d, n = H.shape[1] + bool(ones), C.shape[1]
+    C = np.ascontiguousarray(C, dtype=float)  # its row blocks, transposed, go to BLAS as is
+    budget = min(CHUNK_BYTES, max(MIN_TILE_BYTES, 8 * n * d * d // TILE_FRACTION))
+    if d > PER_NEURON_RATIO * n:
+        return _per_neuron_sum(H, C, ones, budget)
+    return _triangle_sum(H, C, ones, budget)
+
+
+def _triangle_sum(H, C, ones, budget) -> np.ndarray:
+    """:func:`weighted_outer_sum` by the upper triangle's tiles (module docstring)."""
     M, d = H.shape[0], H.shape[1] + bool(ones)
     n = C.shape[1]
-    C = np.ascontiguousarray(C, dtype=float)  # its row blocks, transposed, go to BLAS as is
     T = d * (d + 1) // 2
-    budget = min(CHUNK_BYTES, max(MIN_TILE_BYTES, 8 * n * d * d // TILE_FRACTION))
     chunk = max(1, min(M, max(MIN_CHUNK_ROWS, budget // (8 * T))))  # samples per tile
     width = max(d, min(budget // (8 * chunk), budget // (8 * n)))  # triangle columns per tile
     S = np.empty((n, d, d))  # the upper triangle is written, then mirrored
@@ -108,7 +121,41 @@ def weighted_outer_sum(H, C, ones=False) -> np.ndarray:
         for j in range(j0, j1):
             t = _triangle_offset(d, j) - offset
             S[:, j, j:] = block[:, t : t + d - j]
-    for j in range(d - 1):  # the lower triangle from the upper
+    return _mirror_upper(S)
+
+
+def _per_neuron_sum(H, C, ones, budget) -> np.ndarray:
+    """:func:`weighted_outer_sum` as S_i = (H * C[:, i])^T H, all n in one product per block
+    of samples: the scaled inputs of every neuron side by side, (m, n k), times H (m, k).
+    With ``ones`` the bias row and column are H^T C and the column sums of C."""
+    M, k = H.shape
+    n = C.shape[1]
+    rows = max(1, min(M, max(MIN_CHUNK_ROWS, budget // (8 * n * k))))
+    G = np.empty((n * k, k))  # the (k, k) blocks of every S_i, stacked
+    product = np.empty((n * k, k)) if M > rows else None
+    scaled = np.empty((rows, n, k))  # row m: C[m, i] H[m] for every i
+    for start in range(0, M, rows):
+        Hm, Cm = H[start : start + rows], C[start : start + rows]
+        Wm = np.multiply(Cm[:, :, None], Hm[:, None, :], out=scaled[: Hm.shape[0]])
+        out = G if start == 0 else product
+        np.matmul(Wm.reshape(Hm.shape[0], n * k).T, Hm, out=out)
+        if start:
+            G += out
+    G = _mirror_upper(G.reshape(n, k, k))  # exactly symmetric: rounding differs across j, k
+    if not ones:
+        return G
+    S = np.empty((n, k + 1, k + 1))
+    S[:, :k, :k] = G
+    HC = (H.T @ C).T  # (n, k): sum_m C[m, i] H[m]
+    S[:, :k, k] = HC
+    S[:, k, :k] = HC
+    S[:, k, k] = C.sum(axis=0)
+    return S
+
+
+def _mirror_upper(S) -> np.ndarray:
+    """S (n, d, d) with its lower triangle set from the upper, in place."""
+    for j in range(S.shape[1] - 1):
         S[:, j + 1 :, j] = S[:, j, j + 1 :]
     return S
 
