@@ -23,6 +23,10 @@ is S's bytes over TILE_FRACTION, between MIN_TILE_BYTES and CHUNK_BYTES, so memo
 about (1 + 1/TILE_FRACTION) n d^2 doubles besides H and C. With ``ones`` the column of
 ones of h~ is a row of the tile's transposed samples: H~ is never built.
 
+For few, wide neurons (d > PER_NEURON_RATIO n) the tiles' M d(d+1)/2 entries cost more than
+the symmetry saves, and S comes from per-neuron products instead: per block of samples,
+``(C[:, i] * H)^T H`` for all i in one product of the scaled inputs side by side.
+
 The product
 S_i v_i for all i without forming S (nor H~, a copy of the inputs with a column of ones):
 
