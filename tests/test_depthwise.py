@@ -4,7 +4,8 @@
 import numpy as np
 import pytest
 from _nets import SMOOTH, layer_direction, loglog_slope, problems, unit_vector
-from hypothesis import given, settings
+from hypothesis import assume, example, given, settings
+from hypothesis import strategies as st
 
 import minisplit as ms
 from minisplit import AvgPool2d, Conv2d, Dense, DepthwiseConv2d, GlobalAvgPool2d, gradcheck
@@ -54,6 +55,42 @@ def test_forward_is_conv2d_with_a_block_diagonal_filter(stride, padding, batch_n
     for mode in ("train", "eval") if batch_norm else ("train",):
         np.testing.assert_allclose(dw.in_mode(mode).forward(X)[0],
                                    conv.in_mode(mode).forward(X)[0], rtol=1e-13, atol=1e-13)
+
+
+@settings(max_examples=40, deadline=None)
+@given(geometry=st.tuples(st.integers(1, 6), st.integers(1, 6), st.integers(1, 4),
+                          st.integers(1, 4), st.integers(1, 3), st.integers(1, 3),
+                          st.integers(0, 4), st.integers(0, 4), st.integers(1, 3)),
+       seed=st.integers(0, 2**16))
+@example(geometry=(3, 2, 3, 3, 1, 1, 3, 0, 2), seed=0)  # output rows that read only padding
+@example(geometry=(6, 5, 3, 3, 2, 2, 1, 1, 2), seed=1)  # stride 2, an inside run and edges
+def test_row_bands_are_the_convolution_its_adjoint_and_its_filter_gradient(geometry, seed):
+    # the matrix form of docs/derivatives.md against the definition, one tap at a time:
+    # Z[y, x] = sum_{a, b} F[a, b] Xp[y sh + a, x sw + b]; <Z, G> = <X, adjoint(G)>; and
+    # dF[a, b] = sum_{y, x} G[y, x] Xp[y sh + a, x sw + b], the gradient of <Z, G>
+    from minisplit.layers._rows import RowBands
+
+    H, W, kh, kw, sh, sw, ph, pw, R = geometry
+    assume(H + 2 * ph >= kh and W + 2 * pw >= kw)
+    rng = np.random.default_rng(seed)
+    X, F = rng.uniform(-3, 3, (H, W, R)), rng.uniform(-3, 3, (kh, kw))
+    bands = RowBands.of(H, W, (kh, kw), (sh, sw), (ph, pw))
+    Ho, Wo = bands.Ho, bands.Wo
+    Xp = np.zeros((H + 2 * ph, W + 2 * pw, R))
+    Xp[ph : ph + H, pw : pw + W] = X
+    expected = np.zeros((Ho, Wo, R))
+    for a in range(kh):
+        for b in range(kw):
+            expected += F[a, b] * Xp[a : a + sh * (Ho - 1) + 1 : sh, b : b + sw * (Wo - 1) + 1 : sw]
+    B = bands.matrices(F[None])[0]
+    Z = bands.convolve(B, X, np.full((Ho, Wo, R), np.nan))
+    np.testing.assert_allclose(Z, expected, rtol=1e-12, atol=1e-12)
+    G = rng.uniform(-3, 3, (Ho, Wo, R))
+    adjoint = bands.adjoint(B, G, np.full((H, W, R), np.nan))
+    np.testing.assert_allclose(np.vdot(X, adjoint), np.vdot(Z, G), rtol=1e-12, atol=1e-10)
+    dF = np.array([[np.vdot(G, Xp[a : a + sh * (Ho - 1) + 1 : sh, b : b + sw * (Wo - 1) + 1 : sw])
+                    for b in range(kw)] for a in range(kh)])
+    np.testing.assert_allclose(bands.filter_gradient(G, X), dF, rtol=1e-12, atol=1e-10)
 
 
 # ------------------------------------------------------------------ derivatives (table)
@@ -282,26 +319,35 @@ def test_carried_terms_in_chunks_of_samples_sum_to_the_whole_batch(monkeypatch):
     X, y = rng.standard_normal((11, 1, 9, 6)), rng.integers(0, 12, size=11)
     net = ms.set_running_statistics(net, X).set_mode("eval")
     whole = ms.splitting_matrices(net, X, y, 0)
-    assert matrices._carried_chunk(net, net.backprop(X, y), 0) >= len(X)  # one chunk here
+    paths = {0: matrices._carried_path(net, 0)}
+    assert matrices._carried_chunk(net, net.backprop(X, y), paths) >= len(X)  # one chunk here
     for chunk in (1, 4, 10):  # 11 samples: chunks that do not divide N
-        monkeypatch.setattr(matrices, "_carried_chunk", lambda net, bp, layer, c=chunk: c)
+        monkeypatch.setattr(matrices, "_carried_chunk", lambda net, bp, paths, c=chunk: c)
         parts = ms.splitting_matrices(net, X, y, 0)
         assert np.allclose(parts, whole, rtol=1e-12, atol=1e-14 * np.max(np.abs(whole)))
 
 
 def test_the_chunk_follows_the_memory_cap(monkeypatch):
+    # per sample: the forward caches of the path's layers, and 5 copies of one unit's maps
     from minisplit.splitting import matrices
 
     net = ms.dscnn(width=[3, 4], n_blocks=1, input_shape=(1, 9, 6), seed=0)
     X = np.random.default_rng(0).standard_normal((4, 1, 9, 6))
     net = ms.set_running_statistics(net, X).set_mode("eval")
     bp = net.backprop(X, np.zeros(4, dtype=int))
-    n, H, W = bp.douts[0].shape[1:]
-    per_sample = 5 * 8 * n * H * W * net.layers[0].neuron_dim
+    paths = {0: matrices._carried_path(net, 0)}
+    assert paths == {0: [1]}
+    cols, Z, _, A, bn_cache = bp.caches[0]
+    X1, Z1, _, A1, bn_cache1 = bp.caches[1]
+    caches = sum(a.nbytes for a in (cols, Z, A, bn_cache.Zh, bn_cache.s, bn_cache.mean,
+                                    bn_cache.var, X1, Z1, A1, bn_cache1.Zh, bn_cache1.s,
+                                    bn_cache1.mean, bn_cache1.var))
+    H, W = bp.douts[0].shape[2:]
+    per_sample = -(-caches // 4) + 5 * 8 * H * W * net.layers[0].neuron_dim
     monkeypatch.setattr(matrices, "CARRIED_BYTES", 3 * per_sample)
-    assert matrices._carried_chunk(net, bp, 0) == 3
+    assert matrices._carried_chunk(net, bp, paths) == 3
     monkeypatch.setattr(matrices, "CARRIED_BYTES", 1)
-    assert matrices._carried_chunk(net, bp, 0) == 1
+    assert matrices._carried_chunk(net, bp, paths) == 1
 
 
 def test_indices_of_several_layers_equal_one_call_per_layer():
@@ -322,8 +368,7 @@ def test_indices_of_several_layers_equal_one_call_per_layer():
 
 def _chunk_of(matrices, net, bp, layer, samples):
     """The CARRIED_BYTES that gives chunks of ``samples`` samples at ``layer``."""
-    n_maps = int(np.prod(bp.douts[layer].shape[1:]))
-    return samples * matrices._CARRIED_COPIES * 8 * n_maps * net.layers[layer].neuron_dim
+    return samples * matrices._carried_bytes(net, bp, {layer: matrices._carried_path(net, layer)})
 
 
 @pytest.mark.parametrize("layer", [0, 2])
@@ -340,11 +385,12 @@ def test_chunks_within_the_cap_equal_the_whole_batch_for_both_solvers(monkeypatc
     whole = ms.splitting_matrices(net, X, y, layer)
     V = rng.standard_normal(whole.shape[:2])
     monkeypatch.setattr(matrices, "CARRIED_BYTES", _chunk_of(matrices, net, bp, layer, 3))
-    assert matrices._carried_chunk(net, bp, layer) == 3
+    assert matrices._carried_chunk(net, bp, {layer: matrices._carried_path(net, layer)}) == 3
     parts = ms.splitting_matrices(net, X, y, layer)
     scale = np.max(np.abs(whole))
     assert np.allclose(parts, whole, rtol=1e-12, atol=1e-13 * scale)
-    product = matrices._layer_operator(net, bp, X, layer, None)(V)
+    carried = matrices._carried_matrices(net, bp, X, [layer])
+    product = matrices._layer_operator(net, bp, layer, None, carried)(V)
     assert np.allclose(product, np.einsum("cij,cj->ci", whole, V), rtol=1e-12,
                        atol=1e-13 * scale * np.max(np.abs(V)))
 
@@ -386,7 +432,7 @@ def test_the_carried_part_stays_within_the_cap_whatever_the_batch(monkeypatch):
     cap = _chunk_of(matrices, net, bp, 0, 20)  # 30 chunks; one map array of the batch: 6 cap
     monkeypatch.setattr(matrices, "CARRIED_BYTES", cap)
     tracemalloc.start()
-    matrices._carried_matrices(net, bp, X, 0, matrices._carried_path(net, 0))
+    matrices._carried_matrices(net, bp, X, [0])
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     # the chunk's maps and working copies (the cap), its forward caches (less than the maps)

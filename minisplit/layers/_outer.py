@@ -219,7 +219,3 @@ def biased_outer_operator(H, C):
 
     return product
 
-
-def with_ones(X) -> np.ndarray:
-    """Append a column of ones: h~ = [h, 1] (the bias is the last coordinate)."""
-    return np.hstack([X, np.ones((X.shape[0], 1))])

@@ -344,11 +344,13 @@ class NeuronLayer(Layer):
         batch-normalised layer's gamma and beta)."""
         return sum(p.size for p in self.params) // self.n_neurons
 
-    def output_jacobian(self, cache) -> np.ndarray:
-        """``(N, n, d, H, W)``: J[n, i, :, y, x] = d a_i(x_n)[y, x] / d theta_i, the gradient
-        of each output map entry with respect to its own neuron's parameters (a layer whose
-        units a unit-carrying layer reads non-linearly needs it for its splitting matrices:
-        docs/splitting.md, "Separable blocks")."""
+    def output_jacobian(self, cache):
+        """``unit -> (H, W, N, d)``: J[y, x, n, :] = d a_u(x_n)[y, x] / d theta_u, the gradient
+        of each entry of unit u's output map with respect to its own neuron's parameters (a
+        layer whose units a unit-carrying layer reads non-linearly needs it for its splitting
+        matrices: docs/splitting.md, "Separable blocks"). The function is set up once per
+        cache and gives one unit's maps at a time, the samples and the d directions
+        innermost."""
         raise NotImplementedError(
             f"{type(self).__name__} has no output Jacobian: its splitting matrices cannot be "
             "read through a unit-carrying layer"
@@ -520,15 +522,18 @@ class UnitCarryingLayer(Layer):
     at eps = 0). Its number of units is its input's: it cannot grow on its own.
     """
 
-    def carry_jacobian(self, J, dA, cache):
-        """``(C, Jz, J_out)``: how the splitting matrices of the neuron layer before see this
-        layer's curvature (docs/splitting.md, "Separable blocks").
+    def carry_jacobian(self, dA, cache):
+        """``(J, unit, need_out) -> (C, Jz, J_out)``: how the splitting matrices of the neuron
+        layer before see this layer's curvature (docs/splitting.md, "Separable blocks").
 
-        ``J`` (N, n, d, H, W) is the gradient of each entry of the input map of unit u with
-        respect to the neuron parameters theta_u; ``Jz`` (M, n, d) that of this layer's
-        pre-activation rows, ``C`` (M, n) = g f''(z) (times a folded BN's scale squared),
-        so that sum_m C[m, u] Jz[m, u] Jz[m, u]^T is this layer's term of S_u; ``J_out``
-        (N, n, d, Ho, Wo) the gradient of the output map, for the next carrying layer."""
+        Set up once per cache (``dA`` the gradient at this layer's output), the function
+        takes ``J`` (H, W, N, d), as :meth:`NeuronLayer.output_jacobian` gives it: the
+        gradient of each entry of the input map of unit u with respect to the neuron
+        parameters theta_u. It returns ``Jz`` (M, d), that of this layer's pre-activation,
+        and ``C`` (M,) = g f''(z) (times a folded BN's scale squared), rows m = (y, x, n)
+        alike, so that sum_m C[m] Jz[m] Jz[m]^T is this layer's term of S_u; and ``J_out``
+        (Ho, Wo, N, d), the gradient of the output map, for the next carrying layer (None
+        unless ``need_out``)."""
         raise NotImplementedError
 
     def with_units(self, parents) -> UnitCarryingLayer:

@@ -31,7 +31,7 @@ import numpy as np
 from minisplit._checks import check_array, check_int, check_int_pair, make_rng
 from minisplit.activations import get_activation
 from minisplit.layers import _batchnorm as bn
-from minisplit.layers._outer import biased_outer_operator, weighted_outer_sum, with_ones
+from minisplit.layers._outer import biased_outer_operator, weighted_outer_sum
 from minisplit.layers.base import BatchNormMixin, NeuronLayer, ReadingLayer
 
 
@@ -78,6 +78,17 @@ def _nchw(M, N, Ho, Wo) -> np.ndarray:
     return M.reshape(N, Ho, Wo, -1).transpose(0, 3, 1, 2)
 
 
+def _unit_major(R, N, Ho, Wo) -> np.ndarray:
+    """Rows (N * Ho * Wo, c) -> (c, Ho, Wo, N), unit-major (a copy): each unit's maps
+    contiguous, the samples innermost (the layout of the direction maps of splitting)."""
+    return np.ascontiguousarray(R.reshape(N, Ho, Wo, -1).transpose(3, 1, 2, 0))
+
+
+def _unit_rows(U) -> np.ndarray:
+    """(c, Ho, Wo, N) -> rows (N * Ho * Wo, c), the inverse of :func:`_unit_major` (a copy)."""
+    return np.ascontiguousarray(U.transpose(3, 1, 2, 0)).reshape(-1, U.shape[0])
+
+
 def _unpack(cache):
     """``(cols, Z, x_shape, A, bn_cache)``: the forward cache has no ``bn_cache`` without
     batch norm (and holds Y, the activation's input, in Z's place with it); A = f(Z) is the
@@ -117,6 +128,13 @@ class SlidingWindow:
         scale = self._fold_scale(bn_cache) ** 2  # c_i^2 of the folded eval-mode BN, or 1
         curvature = self.act.curvature(Z, A) if d2f is None else d2f(Z)
         return _rows(dA * curvature) * scale  # (M, n)
+
+    def _unit_slope(self, cache):
+        """f'(z) c_i (n, Ho, Wo, N), unit-major: each output entry's slope times the folded
+        eval-mode BN scale of its unit (1 without BN)."""
+        _, Z, _, A, bn_cache = _unpack(cache)
+        N, _, Ho, Wo = Z.shape
+        return _unit_major(_rows(self.act.slope(Z, A)) * self._fold_scale(bn_cache), N, Ho, Wo)
 
     def _check_window(self, H: int, W: int) -> None:
         """ValueError naming the axis along which the kernel does not fit the padded input."""
@@ -334,14 +352,19 @@ class Conv2d(SlidingWindow, BatchNormMixin, NeuronLayer, ReadingLayer):
         return biased_outer_operator(cols, C)
 
     def output_jacobian(self, cache):
-        """J[n, i, :, y, x] = f'(z) c_i h~ (N, c_out, d, Ho, Wo): h~ the patch of position
-        (y, x) with a 1 (h alone, times the folded BN scale c_i, with batch norm)."""
-        cols, Z, _, A, bn_cache = _unpack(cache)
-        scale = self._fold_scale(bn_cache)  # c_i (c_out,), or 1
-        H = cols if self.batch_norm else with_ones(cols.reshape(-1, cols.shape[2]))
-        H = H.reshape(Z.shape[0], Z.shape[2], Z.shape[3], -1)  # (N, Ho, Wo, d)
-        slope = self.act.slope(Z, A) * np.reshape(scale, (1, -1, 1, 1))  # (N, c_out, Ho, Wo)
-        return np.einsum("nuyx,nyxd->nudyx", slope, H)  # (N, c_out, d, Ho, Wo)
+        """``unit -> (Ho, Wo, N, d)``: J[y, x, n, :] = f'(z) c_u h~, h~ the patch of sample n at
+        position (y, x) with a 1 (h alone, times the folded BN scale c_u, with batch norm)."""
+        cols, Z = cache[0], cache[1]
+        N, _, Ho, Wo = Z.shape
+        slope = self._unit_slope(cache)  # (n, Ho, Wo, N)
+        H = cols.reshape(N, Ho, Wo, -1).transpose(1, 2, 0, 3)  # (Ho, Wo, N, K), a view
+        if not self.batch_norm:  # h~ = [h, 1], copied once for every unit
+            H = np.concatenate([H, np.ones((*H.shape[:3], 1))], axis=3)  # (Ho, Wo, N, d)
+
+        def maps(unit):
+            return slope[unit][..., None] * H  # (Ho, Wo, N, d)
+
+        return maps
 
     def flops_per_neuron(self, in_shape) -> int:
         Ho, Wo = self.output_shape(*in_shape[1:])

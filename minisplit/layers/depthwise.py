@@ -39,8 +39,18 @@ import numpy as np
 from minisplit._checks import check_int, make_rng
 from minisplit.activations import get_activation
 from minisplit.layers import _batchnorm as bn
+from minisplit.layers._rows import RowBands
 from minisplit.layers.base import BatchNormMixin, NeuronLayer, UnitCarryingLayer
-from minisplit.layers.conv import SlidingWindow, _fold, _nchw, _patches, _rows, _unpack
+from minisplit.layers.conv import (
+    SlidingWindow,
+    _fold,
+    _nchw,
+    _patches,
+    _rows,
+    _unit_major,
+    _unit_rows,
+    _unpack,
+)
 
 
 class DepthwiseConv2d(SlidingWindow, BatchNormMixin, NeuronLayer, UnitCarryingLayer):
@@ -145,24 +155,20 @@ class DepthwiseConv2d(SlidingWindow, BatchNormMixin, NeuronLayer, UnitCarryingLa
     def _taps(self, W):
         return W.reshape(self.channels, -1)  # (C, T)
 
-    def _padded(self, X):
-        (ph, pw) = self.padding
-        return np.pad(X, ((0, 0),) * (X.ndim - 2) + ((ph, ph), (pw, pw))) if ph or pw else X
-
-    def _window(self, Xp, a, b, Ho, Wo):
-        """The view of the padded maps ``Xp`` (..., Hp, Wp) that tap (a, b) reads (..., Ho, Wo)."""
-        sh, sw = self.stride
-        return Xp[..., a : a + sh * (Ho - 1) + 1 : sh, b : b + sw * (Wo - 1) + 1 : sw]
+    def _bands(self, H, W) -> RowBands:
+        """The convolution of H x W maps as band matrices, row by row (:mod:`._rows`)."""
+        return RowBands.of(H, W, self.kernel_size, self.stride, self.padding)
 
     def forward(self, X):
-        N = X.shape[0]
+        N, C = X.shape[:2]
         Ho, Wo = self.output_shape(*X.shape[2:])
-        Z = _rows(self._convolve_maps(X[:, :, None], Ho, Wo)[:, :, 0])  # (M, C)
+        Xc = np.ascontiguousarray(X.transpose(1, 2, 3, 0))  # (C, H, W, N), channel-major
+        Z = _unit_rows(self._convolve_maps(Xc, Ho, Wo))  # (M, C), fresh
         bn_cache = None
         if self.batch_norm:
             Z, bn_cache = self._normalise(Z)  # (M, C): Y, the activation's input
         else:
-            Z = Z + self.b
+            Z += self.b
         Z = _nchw(Z, N, Ho, Wo)  # (N, C, Ho, Wo)
         A = self.act.f(Z)
         cache = (X, Z, X.shape, A) if bn_cache is None else (X, Z, X.shape, A, bn_cache)
@@ -176,27 +182,19 @@ class DepthwiseConv2d(SlidingWindow, BatchNormMixin, NeuronLayer, UnitCarryingLa
         else:
             dZ, dgamma, dbeta = bn.backward(dZ, self.gamma, bn_cache)
             channel_grads = [self._gamma_l1_grad(dgamma), dbeta]  # + the penalty's
-        N, _, Ho, Wo = Z.shape
-        maps = _nchw(dZ, N, Ho, Wo)  # (N, C, Ho, Wo), a view
-        Xp = self._padded(X)  # (N, C, Hp, Wp)
-        kh, kw = self.kernel_size
-        dW = np.empty(self.W.shape)  # (C, kh, kw): tap (a, b) sums dZ times what it reads
-        for a in range(kh):
-            for b in range(kw):
-                dW[:, a, b] = np.einsum("ncyx,ncyx->c", maps, self._window(Xp, a, b, Ho, Wo))
-        dX = self._spread(maps, self.W, x_shape) if need_dX else None  # (N, C, H, W)
+        N, C, Ho, Wo = Z.shape
+        maps = _unit_major(dZ, N, Ho, Wo)  # (C, Ho, Wo, N), channel-major
+        Xc = np.ascontiguousarray(X.transpose(1, 2, 3, 0))  # (C, H, W, N)
+        bands = self._bands(*x_shape[2:])
+        B = bands.matrices(self.W)  # (C, Wo, kh, W)
+        dW = np.empty(self.W.shape)  # (C, kh, kw)
+        dXc = np.empty(Xc.shape) if need_dX else None  # (C, H, W, N)
+        for c in range(C):  # channel by channel, each a few matrix products
+            dW[c] = bands.filter_gradient(maps[c], Xc[c])
+            if need_dX:
+                bands.adjoint(B[c], maps[c], dXc[c])
+        dX = dXc.transpose(3, 0, 1, 2) if need_dX else None  # (N, C, H, W), a view
         return dX, [dW, *channel_grads]
-
-    def _spread(self, maps, W, x_shape):
-        """The adjoint of the convolution with the filters ``W`` (C, kh, kw): each tap's
-        weighted ``maps`` (N, C, Ho, Wo) added back where it read, (N, C, H, W)."""
-        N, C, H, Wd = x_shape
-        (ph, pw), (Ho, Wo) = self.padding, maps.shape[2:]
-        dXp = np.zeros((N, C, H + 2 * ph, Wd + 2 * pw))
-        for a in range(self.kernel_size[0]):
-            for b in range(self.kernel_size[1]):
-                self._window(dXp, a, b, Ho, Wo)[...] += W[:, a, b][None, :, None, None] * maps
-        return dXp[:, :, ph : ph + H, pw : pw + Wd]
 
     def r_forward(self, R_X, V, cache):
         X, Z, _, A, bn_cache = _unpack(cache)
@@ -276,14 +274,16 @@ class DepthwiseConv2d(SlidingWindow, BatchNormMixin, NeuronLayer, UnitCarryingLa
         return product
 
     def output_jacobian(self, cache):
-        """J[n, c, :, y, x] = f'(z) c_c h~_{m,c} (N, C, d, Ho, Wo): channel c's own patch with a
-        1 (alone, times the folded BN scale c_c, with batch norm)."""
-        _, Z, _, A, bn_cache = _unpack(cache)
-        N, C, Ho, Wo = Z.shape
-        scale = self._fold_scale(bn_cache)  # c_c (C,), or 1
-        slope = _rows(self.act.slope(Z, A)) * scale  # (M, C)
-        J = slope[:, :, None] * self._inputs(cache)  # (M, C, d)
-        return J.reshape(N, Ho, Wo, C, -1).transpose(0, 3, 4, 1, 2)  # (N, C, d, Ho, Wo)
+        """``unit -> (Ho, Wo, N, d)``: J[y, x, n, :] = f'(z) c_c h~, channel c's own patch at
+        (n, y, x) with a 1 (alone, times the folded BN scale c_c, with batch norm)."""
+        N, C, Ho, Wo = cache[1].shape
+        slope = self._unit_slope(cache)  # (C, Ho, Wo, N)
+        H = self._inputs(cache).reshape(N, Ho, Wo, C, -1)  # (N, Ho, Wo, C, d)
+
+        def maps(unit):
+            return slope[unit][..., None] * H[:, :, :, unit].transpose(1, 2, 0, 3)
+
+        return maps
 
     def flops_per_neuron(self, in_shape) -> int:
         Ho, Wo = self.output_shape(*in_shape[1:])
@@ -291,34 +291,35 @@ class DepthwiseConv2d(SlidingWindow, BatchNormMixin, NeuronLayer, UnitCarryingLa
 
     # ---- UnitCarryingLayer: surgery of the layer before (docs/surgery.md) ------------------
 
-    def carry_jacobian(self, J, dA, cache):
-        """Jz = dwconv(J) without bias (M, C, d): each of the d direction maps of unit c is
-        convolved with W[c]; C = g f''(z) c_c^2; J_out = f'(z) c_c Jz (docs/splitting.md)."""
-        N, C, d, H, W = J.shape
-        _, Z, _, A, bn_cache = _unpack(cache)
-        Jz = self._convolve_maps(J, Z.shape[2], Z.shape[3])  # (N, C, d, Ho, Wo)
-        Jz = Jz.transpose(0, 3, 4, 1, 2).reshape(-1, C, d)  # (M, C, d), rows (sample, position)
-        coefficients = self._coefficients(dA, cache, None)  # (M, C), scale^2 inside
-        scale = self._fold_scale(bn_cache)  # c_c (C,), or 1
-        slope = _rows(self.act.slope(Z, A)) * scale  # (M, C)
-        J_out = (slope[:, :, None] * Jz).reshape(N, Z.shape[2], Z.shape[3], C, d)
-        return coefficients, Jz, J_out.transpose(0, 3, 4, 1, 2)  # (N, C, d, Ho, Wo)
+    def carry_jacobian(self, dA, cache):
+        """``(J, unit, need_out) -> (C, Jz, J_out)``: Jz = dwconv(J) without bias, each of the
+        d direction maps (H, W, N, d) of the unit convolved with its filter;
+        C = g f''(z) c_c^2; J_out = f'(z) c_c Jz (docs/splitting.md). Rows m = (y, x, n)."""
+        N, _, Ho, Wo = cache[1].shape
+        coefficients = _unit_major(self._coefficients(dA, cache, None), N, Ho, Wo)  # c_c^2 in
+        slope = self._unit_slope(cache)  # (C, Ho, Wo, N)
+        bands = self._bands(*cache[2][2:])
+        B = bands.matrices(self.W)  # (C, Wo, kh, W)
 
-    def _convolve_maps(self, J, Ho, Wo) -> np.ndarray:
-        """Each of the d maps of channel c convolved with W[c], no bias: (N, C, d, Ho, Wo).
+        def carry(J, unit, need_out=True):
+            Jz = np.empty((Ho, Wo, *J.shape[2:]))  # (Ho, Wo, N, d)
+            maps = np.ascontiguousarray(J).reshape(*J.shape[:2], -1)
+            bands.convolve(B[unit], maps, Jz.reshape(Ho, Wo, -1))
+            J_out = slope[unit][..., None] * Jz if need_out else None
+            return coefficients[unit].ravel(), Jz.reshape(-1, J.shape[-1]), J_out
 
-        One shifted multiply-add per tap over the (padded) maps, so no patch array of
-        kh kw times the maps' size is built (the patches of :meth:`_cols` would be
-        (M, C, d, T)).
-        """
-        Jp = self._padded(J)
-        out = np.zeros((*J.shape[:3], Ho, Wo))
-        term = np.empty_like(out)
-        for a in range(self.kernel_size[0]):
-            for b in range(self.kernel_size[1]):
-                np.multiply(self._window(Jp, a, b, Ho, Wo),
-                            self.W[:, a, b][None, :, None, None, None], out=term)
-                out += term
+        return carry
+
+    def _convolve_maps(self, maps, Ho, Wo) -> np.ndarray:
+        """Each channel's maps convolved with its filter, no bias: (C, H, W, ...) -> (C, Ho,
+        Wo, ...), channel-major and contiguous, channel by channel as matrix products
+        (:class:`~minisplit.layers._rows.RowBands`)."""
+        C, H, W = maps.shape[:3]
+        bands = self._bands(H, W)
+        B = bands.matrices(self.W)  # (C, Wo, kh, W)
+        out = np.empty((C, Ho, Wo, *maps.shape[3:]))
+        for c in range(C):
+            bands.convolve(B[c], maps[c].reshape(H, W, -1), out[c].reshape(Ho, Wo, -1))
         return out
 
     def identity_filter(self) -> np.ndarray:

@@ -16,6 +16,7 @@ splitting index; its eigenvector is the best direction.
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 import warnings
 
@@ -23,7 +24,7 @@ import numpy as np
 
 from minisplit._checks import check_choice, check_real, check_type
 from minisplit.activations import softplus_surrogate_d2
-from minisplit.layers.base import BatchNormMixin, NeuronLayer, UnitCarryingLayer
+from minisplit.layers.base import BatchNormMixin, Layer, NeuronLayer, UnitCarryingLayer
 from minisplit.network import Network
 from minisplit.splitting.eigen import WHICH, dense_extreme, lanczos_extreme
 
@@ -76,11 +77,12 @@ def curvature_override(obj, relu_surrogate):
 # ---- splitting matrices and indices ------------------------------------------------------
 
 
-#: Bytes of the depthwise Jacobian maps (and their working copies) held at once when S of a
-#: layer read through a unit-carrying layer is formed: the samples go in chunks this fits.
+#: Bytes held at once when the carried part of S (a layer read through a unit-carrying layer)
+#: is formed: the samples go in chunks whose forward caches and one unit's Jacobian maps (with
+#: their working copies) fit in this.
 CARRIED_BYTES = 256 * 2**20
-#: Working arrays of about the maps' size that carrying them through a layer allocates (the
-#: maps, their padded copy, the convolved maps and their rows, the maps passed on).
+#: Working arrays of about one unit's maps' size that carrying them through a layer allocates
+#: (the maps, their padded copy, a tap's term, the convolved maps, their scaled copy).
 _CARRIED_COPIES = 5
 
 
@@ -99,41 +101,62 @@ def _carried_path(net, layer) -> list:
     return path
 
 
-def _carried_terms(net, caches, douts, layer, path) -> list:
-    """``[(C, Jz)]``, one pair per unit-carrying layer of ``path`` (:func:`_carried_path`).
+def _carried_part(net, caches, douts, layer, path) -> np.ndarray:
+    """sum_m C[m] Jz_u[m] Jz_u[m]^T for every unit u (n, d, d), summed over the unit-carrying
+    layers of ``path`` (:func:`_carried_path`).
 
     When a depthwise convolution (a ``UnitCarryingLayer``) reads the neuron's map through
     its own non-linear activation, the pair of offspring is averaged only at the reader, so
-    S_u also holds sum_m C[m, u] Jz[m, u] Jz[m, u]^T for every such layer
-    (docs/splitting.md, "Separable blocks"). Pooling in between is linear and passes the
-    Jacobian maps through itself. ``caches`` and ``douts`` are indexed by layer, as in a
+    S_u also holds sum_m C[m] Jz_u[m] Jz_u[m]^T for every such layer (docs/splitting.md,
+    "Separable blocks"). Pooling in between is linear and passes the Jacobian maps through
+    itself. One unit at a time: its maps, d times its activations, are what this costs.
+    ``caches`` and ``douts`` are indexed by layer, as in a
     :class:`~minisplit.network.Backprop` (or a chunk's rows of one).
     """
-    J = net.layers[layer].output_jacobian(caches[layer])  # (N, n, d, H, W)
-    terms = []
-    for index in path:
-        obj = net.layers[index].in_mode(net.mode)
-        if isinstance(obj, UnitCarryingLayer):
-            C, Jz, J = obj.carry_jacobian(J, douts[index], caches[index])
-            terms.append((C, Jz))
-        else:  # linear and channel-separate: the direction maps ride along as channels
-            N, n, d = J.shape[:3]
-            maps = obj.forward(J.reshape(N, n * d, *J.shape[3:]))[0]
-            J = maps.reshape(N, n, d, *maps.shape[2:])
-    return terms
+    obj = net.layers[layer]
+    jacobian = obj.output_jacobian(caches[layer])  # unit -> (H, W, N, d)
+    steps = [step.carry_jacobian(douts[index], caches[index])
+             if isinstance(step, UnitCarryingLayer) else step
+             for index in path if (step := net.layers[index].in_mode(net.mode))]
+    S = np.zeros((obj.n_neurons, obj.neuron_dim, obj.neuron_dim))
+    for unit in range(obj.n_neurons):
+        J = jacobian(unit)
+        for k, step in enumerate(steps):
+            if isinstance(step, Layer):  # linear, channel-separate: the d maps as channels
+                J = step.forward(J.transpose(2, 3, 0, 1))[0].transpose(2, 3, 0, 1)
+                continue
+            C, Jz, J = step(J, unit, need_out=k < len(steps) - 1)
+            S[unit] += (Jz.T * C) @ Jz  # (d, d)
+    return S
 
 
-def _carried_sum(C, Jz) -> np.ndarray:
-    """sum_m C[m, u] Jz[m, u] Jz[m, u]^T for every unit u (n, d, d), as n matrix products."""
-    A = np.ascontiguousarray(Jz.transpose(1, 0, 2))  # (n, M, d)
-    return np.matmul((A * C.T[:, :, None]).transpose(0, 2, 1), A)  # (n, d, d)
+def _carried_chunk(net, bp, paths) -> int:
+    """Samples per chunk of the carried parts of the layers of ``paths`` ({layer: path}), within
+    :data:`CARRIED_BYTES` (:func:`_carried_bytes`)."""
+    return max(1, CARRIED_BYTES // _carried_bytes(net, bp, paths))
 
 
-def _carried_chunk(net, bp, layer) -> int:
-    """Samples per chunk of the carried terms, within :data:`CARRIED_BYTES`."""
-    n_maps = int(np.prod(bp.douts[layer].shape[1:]))  # n H W of the neuron layer's output
-    per_sample = _CARRIED_COPIES * 8 * n_maps * net.layers[layer].neuron_dim
-    return max(1, CARRIED_BYTES // per_sample)
+def _carried_bytes(net, bp, paths) -> int:
+    """Bytes per sample of the carried parts of the layers of ``paths``: the chunk's forward
+    caches of the layers from the first to the end of the last path, and the largest of the
+    layers' one-unit maps with their working copies."""
+    N = bp.douts[0].shape[0]
+    first, last = min(paths), max(path[-1] for path in paths.values())
+    caches = -(-sum(_nbytes(cache) for cache in bp.caches[first : last + 1]) // N)  # ceil
+    maps = max(_CARRIED_COPIES * 8 * int(np.prod(bp.douts[layer].shape[2:]))  # H W of a unit
+               * net.layers[layer].neuron_dim for layer in paths)
+    return caches + maps
+
+
+def _nbytes(value) -> int:
+    """Bytes of the arrays in a forward cache (tuples, lists and dataclasses of arrays)."""
+    if isinstance(value, np.ndarray):
+        return value.nbytes
+    if isinstance(value, (tuple, list)):
+        return sum(_nbytes(item) for item in value)
+    if dataclasses.is_dataclass(value):
+        return sum(_nbytes(getattr(value, f.name)) for f in dataclasses.fields(value))
+    return 0
 
 
 def _samples_apart(net, last) -> bool:
@@ -145,44 +168,50 @@ def _samples_apart(net, last) -> bool:
     )
 
 
-def _carried_matrices(net, bp, X, layer, path) -> np.ndarray:
-    """The carried part of S of every neuron of ``layer`` (n, d, d), chunk by chunk.
+def _carried_matrices(net, bp, X, layers) -> dict:
+    """``{layer: the carried part of S (n, d, d)}`` for each of ``layers`` that a unit-carrying
+    layer reads (:func:`_carried_path`), chunk by chunk.
 
     S is a sum over samples and, when the forward pass treats each sample alone
     (:func:`_samples_apart`), sample n's term depends only on its own forward pass and its
     own rows of the whole batch's gradients ``bp.douts``: a chunk runs its own forward pass
-    up to the last layer of ``path`` and takes its rows of ``douts`` (exact: no reweighting,
-    no second backward pass). One chunk is the whole batch's own ``bp``.
+    up to the last layer of the paths and takes its rows of ``douts`` (exact: no reweighting,
+    no second backward pass), and that one pass serves every layer. The chunk is the
+    :func:`_carried_chunk`; the layers, and their units, are summed one after the other, so
+    only one unit's maps are held at a time. One chunk is the whole batch's own ``bp``.
     """
-    N = bp.douts[layer].shape[0]
-    chunk = _carried_chunk(net, bp, layer)
-    if chunk >= N or not _samples_apart(net, path[-1]):
-        return sum(_carried_sum(C, Jz)
-                   for C, Jz in _carried_terms(net, bp.caches, bp.douts, layer, path))
+    paths = {layer: path for layer in layers if (path := _carried_path(net, layer))}
+    N = bp.douts[0].shape[0]
+    chunked = {layer: path for layer, path in paths.items() if _samples_apart(net, path[-1])}
+    chunk = _carried_chunk(net, bp, chunked) if chunked else N
+    if chunk >= N:
+        chunked = {}
+    S = {layer: _carried_part(net, bp.caches, bp.douts, layer, path)
+         for layer, path in paths.items() if layer not in chunked}
+    if not chunked:
+        return S
     X = np.asarray(X, dtype=np.float64)  # checked by the backprop that made bp
-    S = 0.0
+    first, last = min(chunked), max(path[-1] for path in chunked.values())
     for start in range(0, N, chunk):
         rows = slice(start, start + chunk)
         A, caches = X[rows], []
-        for index, obj in enumerate(net.layers[: path[-1] + 1]):
+        for index, obj in enumerate(net.layers[: last + 1]):
             A, cache = obj.in_mode(net.mode).forward(A)
-            caches.append(cache if index >= layer else None)  # only these are read
-        douts = [g[rows] for g in bp.douts[: path[-1] + 1]]  # (N_c, ...) views
-        for C, Jz in _carried_terms(net, caches, douts, layer, path):
-            S = S + _carried_sum(C, Jz)
+            caches.append(cache if index >= first else None)  # only these are read
+        douts = [g[rows] for g in bp.douts[: last + 1]]  # (N_c, ...) views
+        for layer, path in chunked.items():
+            S[layer] = S.get(layer, 0.0) + _carried_part(net, caches, douts, layer, path)
     return S
 
 
-def _layer_matrices(net, bp, X, layer, d2f) -> np.ndarray:
-    """S of every neuron of ``layer``: the layer's own term, plus the carried ones."""
+def _layer_matrices(net, bp, layer, d2f, carried) -> np.ndarray:
+    """S of every neuron of ``layer``: the layer's own term, plus the carried ones
+    (``carried``, from :func:`_carried_matrices`)."""
     S = net.layers[layer].splitting_matrices(bp.douts[layer], bp.caches[layer], d2f)
-    path = _carried_path(net, layer)
-    if path:
-        S = S + _carried_matrices(net, bp, X, layer, path)
-    return S
+    return S + carried[layer] if layer in carried else S
 
 
-def _layer_operator(net, bp, X, layer, d2f):
+def _layer_operator(net, bp, layer, d2f, carried):
     """V (n, d) -> row i: S_i V[i], with the carried terms of :func:`_layer_matrices`.
 
     The carried part is formed once, in chunks (:func:`_carried_matrices`): its n d^2
@@ -190,13 +219,11 @@ def _layer_operator(net, bp, X, layer, d2f):
     would otherwise keep for the whole run.
     """
     own = net.layers[layer].splitting_operator(bp.douts[layer], bp.caches[layer], d2f)
-    path = _carried_path(net, layer)
-    if not path:
+    if layer not in carried:
         return own
-    carried = _carried_matrices(net, bp, X, layer, path)  # (n, d, d)
 
     def product(V):
-        return own(V) + np.einsum("cij,cj->ci", carried, V)  # (n, d)
+        return own(V) + np.einsum("cij,cj->ci", carried[layer], V)  # (n, d)
 
     return product
 
@@ -234,7 +261,8 @@ def splitting_matrices(net, X, y, layer, relu_surrogate=None) -> np.ndarray:
     obj = neuron_layer(net, layer)
     d2f = curvature_override(obj, relu_surrogate)
     bp = net.backprop(X, y)
-    return _finite(_layer_matrices(net, bp, X, layer, d2f), layer, X)
+    carried = _carried_matrices(net, bp, X, [layer])
+    return _finite(_layer_matrices(net, bp, layer, d2f, carried), layer, X)
 
 
 def _finite(result, layer, X):
@@ -325,14 +353,15 @@ def splitting_indices_of_layers(
             raise ValueError(f"layers must be distinct, got {list(layers)}")
         overrides[layer] = curvature_override(neuron_layer(net, layer), relu_surrogate)
     bp = net.backprop(X, y)
+    carried = _carried_matrices(net, bp, X, overrides)  # one chunked pass for every layer
     out = {}
     for layer, d2f in overrides.items():
         if solver == "dense":
-            S = _finite(_layer_matrices(net, bp, X, layer, d2f), layer, X)
+            S = _finite(_layer_matrices(net, bp, layer, d2f, carried), layer, X)
             out[layer] = dense_extreme(S, which)
             continue
         obj = net.layers[layer]
-        product = _layer_operator(net, bp, X, layer, d2f)  # the per-call work, done once
+        product = _layer_operator(net, bp, layer, d2f, carried)  # the per-call work, done once
         values, vectors, _ = lanczos_extreme(
             lambda V, product=product, layer=layer: _finite(product(V), layer, X),
             obj.n_neurons,
