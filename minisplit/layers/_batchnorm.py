@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from minisplit.layers._columns import column_dots, column_sums
+
 #: The two modes of a batch-normalised layer (``Network.mode``).
 MODES = ("train", "eval")
 
@@ -42,30 +44,48 @@ class BNCache:
     var: np.ndarray  # (c,)
 
 
+def _mean(u):
+    """mean_m u (c,) of rows u (M, c)."""
+    return column_sums(u) / u.shape[0]
+
+
 def _project(u, Zh):
     """P(u) = u - mean u - Zh mean(Zh u), per column (the batch statistics' projection)."""
-    return u - u.mean(axis=0) - Zh * (Zh * u).mean(axis=0)
+    return u - _mean(u) - Zh * (column_dots(Zh, u) / u.shape[0])
 
 
 def statistics(Z):
     """``(mean, biased variance)`` per column of Z (M, c): the batch statistics."""
-    mu = Z.mean(axis=0)  # (c,)
-    return mu, ((Z - mu) ** 2).mean(axis=0)
+    mu = _mean(Z)  # (c,)
+    centred = Z - mu  # (M, c)
+    return mu, column_dots(centred, centred) / Z.shape[0]
 
 
 def forward(Z, gamma, beta, mode, running_mean, running_var, eps):
     """``(Y, cache)``: Y = gamma (Z - mu) s + beta with the mode's statistics."""
     mu, var = statistics(Z) if mode == "train" else (running_mean, running_var)
     s = 1.0 / np.sqrt(var + eps)  # (c,)
-    Zh = (Z - mu) * s  # (M, c)
-    return gamma * Zh + beta, BNCache(mode, Zh, s, mu, var)
+    Zh = np.subtract(Z, mu)  # (M, c), then scaled in place: each temporary is a memory pass
+    Zh *= s
+    Y = np.multiply(Zh, gamma)  # (M, c)
+    Y += beta
+    return Y, BNCache(mode, Zh, s, mu, var)
 
 
 def backward(dY, gamma, cache):
-    """``(dZ, dgamma, dbeta)``."""
-    dZh = gamma * dY  # (M, c)
-    dZ = cache.s * (_project(dZh, cache.Zh) if cache.mode == "train" else dZh)
-    return dZ, (dY * cache.Zh).sum(axis=0), dY.sum(axis=0)
+    """``(dZ, dgamma, dbeta)``.
+
+    With k = gamma s, mean_m dY = dbeta / M and mean_m(Zh dY) = dgamma / M, the train-mode
+    s P(gamma dY) is k (dY - dbeta / M - Zh dgamma / M): the two sums, then two passes.
+    """
+    dbeta, dgamma = column_sums(dY), column_dots(dY, cache.Zh)  # (c,)
+    k = gamma * cache.s  # (c,)
+    dZ = np.multiply(dY, k)  # (M, c)
+    if cache.mode == "train":
+        M = dY.shape[0]
+        dZ -= k * dbeta / M
+        dZ -= cache.Zh * (k * dgamma / M)
+    return dZ, dgamma, dbeta
 
 
 def r_forward(R_Z, gamma, v_gamma, v_beta, cache):
@@ -80,15 +100,16 @@ def r_backward(dY, R_dY, R_Z, R_Zh, gamma, v_gamma, cache):
     dZh = gamma * dY  # (M, c)
     R_dZh = v_gamma * dY + gamma * R_dY  # (M, c)
     if cache.mode == "train":
+        M = dY.shape[0]
         dZ = s * _project(dZh, Zh)
-        rho = -s * (Zh * R_Z).mean(axis=0)  # R_s / s, (c,)
-        R_P = _project(R_dZh, Zh) - R_Zh * (Zh * dZh).mean(axis=0) - Zh * (R_Zh * dZh).mean(
-            axis=0)
+        rho = -s * column_dots(Zh, R_Z) / M  # R_s / s, (c,)
+        R_P = (_project(R_dZh, Zh) - R_Zh * (column_dots(Zh, dZh) / M)
+               - Zh * (column_dots(R_Zh, dZh) / M))
         R_dZ = rho * dZ + s * R_P
     else:
         dZ, R_dZ = s * dZh, s * R_dZh
-    R_dgamma = (R_dY * Zh + dY * R_Zh).sum(axis=0)
-    return dZ, R_dZ, R_dgamma, R_dY.sum(axis=0)
+    R_dgamma = column_dots(R_dY, Zh) + column_dots(dY, R_Zh)
+    return dZ, R_dZ, R_dgamma, column_sums(R_dY)
 
 
 def outer_operator(H, C):

@@ -139,7 +139,8 @@ def _per_neuron_sum(H, C, ones, budget) -> np.ndarray:
     product = np.empty((n * k, k)) if M > rows else None
     scaled = np.empty((rows, n, k))  # row m: C[m, i] H[m] for every i
     for start in range(0, M, rows):
-        Hm, Cm = H[start : start + rows], C[start : start + rows]
+        Hm = np.ascontiguousarray(H[start : start + rows])  # (a copy only of a strided H)
+        Cm = C[start : start + rows]
         Wm = np.multiply(Cm[:, :, None], Hm[:, None, :], out=scaled[: Hm.shape[0]])
         out = G if start == 0 else product
         np.matmul(Wm.reshape(Hm.shape[0], n * k).T, Hm, out=out)

@@ -31,19 +31,29 @@ import numpy as np
 from minisplit._checks import check_array, check_int, check_int_pair, make_rng
 from minisplit.activations import get_activation
 from minisplit.layers import _batchnorm as bn
+from minisplit.layers._columns import column_sums
 from minisplit.layers._outer import biased_outer_operator, weighted_outer_sum
 from minisplit.layers.base import BatchNormMixin, NeuronLayer, ReadingLayer
 
 
 def _patches(X, kernel, stride, padding) -> np.ndarray:
-    """im2col: the (N, P, K) matrix of input patches, K in (c, kh, kw) order (pairs (h, w))."""
+    """im2col: the (N, P, K) matrix of input patches, K in (c, kh, kw) order (pairs (h, w)).
+
+    Built K-major, one (N, Ho, Wo) plane per (c, a, b) copied from the padded maps in long
+    rows, and returned as an (N, P, K) view of it: the products read it transposed at no
+    cost, and the splitting kernels take its columns as their rows. (Copying the patches
+    row by row would run an inner loop of kw entries.)
+    """
     N, C = X.shape[:2]
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
     Xp = np.pad(X, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else X  # (N, C, Hp, Wp)
-    windows = np.lib.stride_tricks.sliding_window_view(Xp, (kh, kw), axis=(2, 3))
-    windows = windows[:, :, ::sh, ::sw]  # (N, C, Ho, Wo, kh, kw), a view
-    Ho, Wo = windows.shape[2:4]
-    return windows.transpose(0, 2, 3, 1, 4, 5).reshape(N, Ho * Wo, C * kh * kw)  # copy
+    Ho, Wo = (Xp.shape[2] - kh) // sh + 1, (Xp.shape[3] - kw) // sw + 1
+    planes = np.empty((C, kh, kw, N, Ho, Wo))  # K-major
+    for a in range(kh):
+        for b in range(kw):
+            window = Xp[:, :, a : a + sh * (Ho - 1) + 1 : sh, b : b + sw * (Wo - 1) + 1 : sw]
+            planes[:, a, b] = window.transpose(1, 0, 2, 3)  # (C, N, Ho, Wo)
+    return planes.reshape(C * kh * kw, N * Ho * Wo).T.reshape(N, Ho * Wo, C * kh * kw)
 
 
 def _fold(dcols_T, x_shape, kernel, stride, padding) -> np.ndarray:
@@ -66,6 +76,15 @@ def _fold(dcols_T, x_shape, kernel, stride, padding) -> np.ndarray:
             cols = slice(b, b + sw * (Wo - 1) + 1, sw)
             dXp[:, :, rows, cols] += dcols_T[:, a, b].transpose(1, 0, 2, 3)
     return dXp[:, :, ph : ph + H, pw : pw + W]
+
+
+def _times_rows(R, T) -> np.ndarray:
+    """R (N Ho Wo, c) *= T (N, c, Ho, Wo), in rows order and in place (T is read through a
+    transposed view: copying it into rows order would run an inner loop of c entries)."""
+    N, c, Ho, Wo = T.shape
+    rows4 = R.reshape(N, Ho, Wo, c)  # a view
+    np.multiply(rows4, T.transpose(0, 2, 3, 1), out=rows4)
+    return R
 
 
 def _rows(T) -> np.ndarray:
@@ -126,8 +145,10 @@ class SlidingWindow:
             raise TypeError(f"d2f must be a callable z -> f''(z) or None, got {d2f!r}")
         _, _, _, A, bn_cache = _unpack(cache)
         scale = self._fold_scale(bn_cache) ** 2  # c_i^2 of the folded eval-mode BN, or 1
-        curvature = self.act.curvature(Z, A) if d2f is None else d2f(Z)
-        return _rows(dA * curvature) * scale  # (M, n)
+        rows = self.act.curvature(_rows(Z), _rows(A)) if d2f is None else d2f(_rows(Z))
+        _times_rows(rows, dA)  # (M, n), fresh: Z and A are views of rows
+        rows *= scale
+        return rows
 
     def _unit_slope(self, cache):
         """f'(z) c_i (n, Ho, Wo, N), unit-major: each output entry's slope times the folded
@@ -272,10 +293,9 @@ class Conv2d(SlidingWindow, BatchNormMixin, NeuronLayer, ReadingLayer):
     def backward(self, dA, cache, need_dX=True):
         cols, Z, x_shape, A, bn_cache = _unpack(cache)
         dZ = self.act.slope(_rows(Z), _rows(A))  # (M, c_out) fresh; _rows is free here
-        rows4 = dZ.reshape(Z.shape[0], Z.shape[2], Z.shape[3], -1)  # (N, Ho, Wo, c_out) view
-        np.multiply(rows4, dA.transpose(0, 2, 3, 1), out=rows4)  # dZ = f'(Z) * dA, no copy of dA
+        _times_rows(dZ, dA)  # dZ = f'(Z) * dA, no copy of dA
         if bn_cache is None:
-            channel_grads = [dZ.sum(axis=0)]  # db (c_out,)
+            channel_grads = [column_sums(dZ)]  # db (c_out,)
         else:
             dZ, dgamma, dbeta = bn.backward(dZ, self.gamma, bn_cache)  # dZ: d(cols Wm^T)
             channel_grads = [self._gamma_l1_grad(dgamma), dbeta]  # + the penalty's
@@ -309,7 +329,7 @@ class Conv2d(SlidingWindow, BatchNormMixin, NeuronLayer, ReadingLayer):
         dZ = _rows(df * dA)  # (M, c_out)
         R_dZ = _rows(self.act.curvature(Z, A) * R_Z * dA + df * R_dA)  # (M, c_out)
         if bn_cache is None:
-            R_channel = [R_dZ.sum(axis=0)]  # R_db (c_out,)
+            R_channel = [column_sums(R_dZ)]  # R_db (c_out,)
         else:
             dZ, R_dZ, R_dgamma, R_dbeta = bn.r_backward(dZ, R_dZ, R_lin, R_Zh, self.gamma,
                                                         V[1], bn_cache)

@@ -31,6 +31,7 @@ import numpy as np
 from minisplit._checks import check_array, check_int, make_rng
 from minisplit.activations import get_activation
 from minisplit.layers import _batchnorm as bn
+from minisplit.layers._columns import column_sums
 from minisplit.layers._outer import biased_outer_operator, weighted_outer_sum
 from minisplit.layers.base import BatchNormMixin, NeuronLayer, ReadingLayer
 
@@ -129,7 +130,7 @@ class Dense(BatchNormMixin, NeuronLayer, ReadingLayer):
         dZ = self.act.slope(Z, A)  # (N, n_out), a fresh array
         dZ *= dA
         if bn_cache is None:
-            channel_grads = [dZ.sum(axis=0)]  # db (n_out,)
+            channel_grads = [column_sums(dZ)]  # db (n_out,)
         else:
             dZ, dgamma, dbeta = bn.backward(dZ, self.gamma, bn_cache)  # dZ: d(X W^T)
             channel_grads = [self._gamma_l1_grad(dgamma), dbeta]  # + the penalty's
@@ -159,7 +160,7 @@ class Dense(BatchNormMixin, NeuronLayer, ReadingLayer):
         dZ = df * dA  # (N, n_out)
         R_dZ = self.act.curvature(Z, A) * R_Z * dA + df * R_dA  # (N, n_out)
         if bn_cache is None:
-            R_channel = [R_dZ.sum(axis=0)]  # R_db (n_out,)
+            R_channel = [column_sums(R_dZ)]  # R_db (n_out,)
         else:
             dZ, R_dZ, R_dgamma, R_dbeta = bn.r_backward(dZ, R_dZ, R_lin, R_Zh, self.gamma,
                                                         V[1], bn_cache)

@@ -39,6 +39,7 @@ import numpy as np
 from minisplit._checks import check_int, make_rng
 from minisplit.activations import get_activation
 from minisplit.layers import _batchnorm as bn
+from minisplit.layers._columns import column_sums
 from minisplit.layers._rows import RowBands
 from minisplit.layers.base import BatchNormMixin, NeuronLayer, UnitCarryingLayer
 from minisplit.layers.conv import (
@@ -178,7 +179,7 @@ class DepthwiseConv2d(SlidingWindow, BatchNormMixin, NeuronLayer, UnitCarryingLa
         X, Z, x_shape, A, bn_cache = _unpack(cache)
         dZ = _rows(self.act.slope(Z, A) * dA)  # (M, C)
         if bn_cache is None:
-            channel_grads = [dZ.sum(axis=0)]  # db (C,)
+            channel_grads = [column_sums(dZ)]  # db (C,)
         else:
             dZ, dgamma, dbeta = bn.backward(dZ, self.gamma, bn_cache)
             channel_grads = [self._gamma_l1_grad(dgamma), dbeta]  # + the penalty's
@@ -221,7 +222,7 @@ class DepthwiseConv2d(SlidingWindow, BatchNormMixin, NeuronLayer, UnitCarryingLa
         dZ = _rows(df * dA)  # (M, C)
         R_dZ = _rows(self.act.curvature(Z, A) * R_Z * dA + df * R_dA)  # (M, C)
         if bn_cache is None:
-            R_channel = [R_dZ.sum(axis=0)]  # R_db (C,)
+            R_channel = [column_sums(R_dZ)]  # R_db (C,)
         else:
             dZ, R_dZ, R_dgamma, R_dbeta = bn.r_backward(dZ, R_dZ, R_lin, R_Zh, self.gamma,
                                                         V[1], bn_cache)
