@@ -97,15 +97,36 @@ def _nchw(M, N, Ho, Wo) -> np.ndarray:
     return M.reshape(N, Ho, Wo, -1).transpose(0, 3, 1, 2)
 
 
+#: Samples per block of the transposing copies between NCHW (or rows) and unit-major: a
+#: block's rows stay in cache while they are read across (a whole-array copy reads each
+#: entry with a stride of the sample's size; 1.5 to 3.6 times slower, docs/splitting.md).
+SAMPLE_BLOCK = 16
+
+
+def _channel_major(T) -> np.ndarray:
+    """(N, c, H, W) -> (c, H, W, N), contiguous, whatever T's memory layout (NCHW, or a view
+    of rows), copied in blocks of :data:`SAMPLE_BLOCK` samples."""
+    out = np.empty((*T.shape[1:], T.shape[0]))
+    for start in range(0, T.shape[0], SAMPLE_BLOCK):
+        block = slice(start, start + SAMPLE_BLOCK)
+        out[..., block] = T[block].transpose(1, 2, 3, 0)
+    return out
+
+
 def _unit_major(R, N, Ho, Wo) -> np.ndarray:
     """Rows (N * Ho * Wo, c) -> (c, Ho, Wo, N), unit-major (a copy): each unit's maps
     contiguous, the samples innermost (the layout of the direction maps of splitting)."""
-    return np.ascontiguousarray(R.reshape(N, Ho, Wo, -1).transpose(3, 1, 2, 0))
+    return _channel_major(_nchw(R, N, Ho, Wo))
 
 
 def _unit_rows(U) -> np.ndarray:
-    """(c, Ho, Wo, N) -> rows (N * Ho * Wo, c), the inverse of :func:`_unit_major` (a copy)."""
-    return np.ascontiguousarray(U.transpose(3, 1, 2, 0)).reshape(-1, U.shape[0])
+    """(c, Ho, Wo, N) -> rows (N * Ho * Wo, c), the inverse of :func:`_unit_major` (a copy,
+    in blocks of samples)."""
+    rows = np.empty((U.shape[-1], *U.shape[1:3], U.shape[0]))  # (N, Ho, Wo, c)
+    for start in range(0, U.shape[-1], SAMPLE_BLOCK):
+        block = slice(start, start + SAMPLE_BLOCK)
+        rows[block] = U[..., block].transpose(3, 1, 2, 0)
+    return rows.reshape(-1, U.shape[0])
 
 
 def _unpack(cache):
@@ -378,11 +399,13 @@ class Conv2d(SlidingWindow, BatchNormMixin, NeuronLayer, ReadingLayer):
         N, _, Ho, Wo = Z.shape
         slope = self._unit_slope(cache)  # (n, Ho, Wo, N)
         H = cols.reshape(N, Ho, Wo, -1).transpose(1, 2, 0, 3)  # (Ho, Wo, N, K), a view
-        if not self.batch_norm:  # h~ = [h, 1], copied once for every unit
+        if self.batch_norm:  # copied once for every unit, contiguous as the maps
+            H = np.ascontiguousarray(H)  # (Ho, Wo, N, d)
+        else:  # h~ = [h, 1]
             H = np.concatenate([H, np.ones((*H.shape[:3], 1))], axis=3)  # (Ho, Wo, N, d)
 
         def maps(unit):
-            return slope[unit][..., None] * H  # (Ho, Wo, N, d)
+            return slope[unit][..., None] * H  # (Ho, Wo, N, d), contiguous
 
         return maps
 

@@ -141,24 +141,30 @@ class Dense(BatchNormMixin, NeuronLayer, ReadingLayer):
     def r_forward(self, R_X, V, cache):
         X, Z, A, bn_cache = _unpack(cache)
         V_W = V[0]
-        R_Z = X @ V_W.T  # (N, n_out)
+        R_Z = X @ V_W.T  # (N, n_out), fresh: updated in place below
         if R_X is not None:
-            R_Z = R_Z + R_X @ self.W.T
-        R_lin = R_Z
+            R_Z += R_X @ self.W.T
         if bn_cache is None:
-            R_Z = R_Z + V[1]
-            R_Zh = None
+            R_Z += V[1]
+            R_lin = R_Zh = None  # (read by the batch norm's R-backward only)
         else:
+            R_lin = R_Z
             R_Z, R_Zh = bn.r_forward(R_lin, self.gamma, V[1], V[2], bn_cache)
-        return self.act.slope(Z, A) * R_Z, (R_X, R_Z, R_lin, R_Zh)
+        R_A = self.act.slope(Z, A)  # fresh
+        R_A *= R_Z
+        return R_A, (R_X, R_Z, R_lin, R_Zh)
 
     def r_backward(self, dA, R_dA, cache, r_cache, V, need_dX=True):
         X, Z, A, bn_cache = _unpack(cache)
         R_X, R_Z, R_lin, R_Zh = r_cache
         V_W = V[0]
-        df = self.act.slope(Z, A)
+        df = self.act.slope(Z, A)  # fresh, as the curvature: updated in place
         dZ = df * dA  # (N, n_out)
-        R_dZ = self.act.curvature(Z, A) * R_Z * dA + df * R_dA  # (N, n_out)
+        R_dZ = self.act.curvature(Z, A)  # f''(Z) * R_Z * dA + f'(Z) * R_dA, (N, n_out)
+        R_dZ *= R_Z
+        R_dZ *= dA
+        df *= R_dA
+        R_dZ += df
         if bn_cache is None:
             R_channel = [column_sums(R_dZ)]  # R_db (n_out,)
         else:
@@ -167,11 +173,12 @@ class Dense(BatchNormMixin, NeuronLayer, ReadingLayer):
             R_channel = [R_dgamma, R_dbeta]  # the gamma_l1 penalty has no curvature
         R_dW = R_dZ.T @ X  # (n_out, n_in)
         if R_X is not None:
-            R_dW = R_dW + dZ.T @ R_X
+            R_dW += dZ.T @ R_X
         if not need_dX:
             return None, None, [R_dW, *R_channel]
         dX = dZ @ self.W  # (N, n_in)
-        R_dX = R_dZ @ self.W + dZ @ V_W  # (N, n_in)
+        R_dX = R_dZ @ self.W  # (N, n_in)
+        R_dX += dZ @ V_W
         return dX, R_dX, [R_dW, *R_channel]
 
     def flops(self, in_shape) -> int:

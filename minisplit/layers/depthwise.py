@@ -44,6 +44,7 @@ from minisplit.layers._rows import RowBands
 from minisplit.layers.base import BatchNormMixin, NeuronLayer, UnitCarryingLayer
 from minisplit.layers.conv import (
     SlidingWindow,
+    _channel_major,
     _fold,
     _nchw,
     _patches,
@@ -163,7 +164,7 @@ class DepthwiseConv2d(SlidingWindow, BatchNormMixin, NeuronLayer, UnitCarryingLa
     def forward(self, X):
         N, C = X.shape[:2]
         Ho, Wo = self.output_shape(*X.shape[2:])
-        Xc = np.ascontiguousarray(X.transpose(1, 2, 3, 0))  # (C, H, W, N), channel-major
+        Xc = _channel_major(X)  # (C, H, W, N), channel-major
         Z = _unit_rows(self._convolve_maps(Xc, Ho, Wo))  # (M, C), fresh
         bn_cache = None
         if self.batch_norm:
@@ -185,7 +186,7 @@ class DepthwiseConv2d(SlidingWindow, BatchNormMixin, NeuronLayer, UnitCarryingLa
             channel_grads = [self._gamma_l1_grad(dgamma), dbeta]  # + the penalty's
         N, C, Ho, Wo = Z.shape
         maps = _unit_major(dZ, N, Ho, Wo)  # (C, Ho, Wo, N), channel-major
-        Xc = np.ascontiguousarray(X.transpose(1, 2, 3, 0))  # (C, H, W, N)
+        Xc = _channel_major(X)  # (C, H, W, N)
         bands = self._bands(*x_shape[2:])
         B = bands.matrices(self.W)  # (C, Wo, kh, W)
         dW = np.empty(self.W.shape)  # (C, kh, kw)
@@ -282,7 +283,9 @@ class DepthwiseConv2d(SlidingWindow, BatchNormMixin, NeuronLayer, UnitCarryingLa
         H = self._inputs(cache).reshape(N, Ho, Wo, C, -1)  # (N, Ho, Wo, C, d)
 
         def maps(unit):
-            return slope[unit][..., None] * H[:, :, :, unit].transpose(1, 2, 0, 3)
+            J = np.empty((Ho, Wo, N, H.shape[-1]))  # contiguous whatever H's layout
+            return np.multiply(slope[unit][..., None], H[:, :, :, unit].transpose(1, 2, 0, 3),
+                               out=J)
 
         return maps
 

@@ -79,8 +79,10 @@ def curvature_override(obj, relu_surrogate):
 
 #: Bytes held at once when the carried part of S (a layer read through a unit-carrying layer)
 #: is formed: the samples go in chunks whose forward caches and one unit's Jacobian maps (with
-#: their working copies) fit in this.
-CARRIED_BYTES = 256 * 2**20
+#: their working copies) fit in this. Small chunks are also the fast ones, their maps staying
+#: in cache: on the DS-CNN's 2,400 clips the step took 7.9 s with 256 MiB, 7.3 s with 64 and
+#: 6.3 s with 16 (8 and 4 MiB: 7.3 s, the per-chunk overhead) (docs/splitting.md).
+CARRIED_BYTES = 16 * 2**20
 #: Working arrays of about one unit's maps' size that carrying them through a layer allocates
 #: (the maps, their padded copy, a tap's term, the convolved maps, their scaled copy).
 _CARRIED_COPIES = 5
