@@ -311,7 +311,7 @@ def test_input_errors():
 
 
 def test_carried_terms_in_chunks_of_samples_sum_to_the_whole_batch(monkeypatch):
-    # S is a sum over samples and eval mode treats each alone: chunks weighted N_c / N
+    # S is a sum over samples: the chunks, rows of the one pass, add up to the whole batch
     from minisplit.splitting import matrices
 
     net = ms.dscnn(width=[3, 4], n_blocks=1, input_shape=(1, 9, 6), seed=0)
@@ -319,35 +319,27 @@ def test_carried_terms_in_chunks_of_samples_sum_to_the_whole_batch(monkeypatch):
     X, y = rng.standard_normal((11, 1, 9, 6)), rng.integers(0, 12, size=11)
     net = ms.set_running_statistics(net, X).set_mode("eval")
     whole = ms.splitting_matrices(net, X, y, 0)
-    paths = {0: matrices._carried_path(net, 0)}
-    assert matrices._carried_chunk(net, net.backprop(X, y), paths) >= len(X)  # one chunk here
+    assert matrices._carried_chunk(net, net.backprop(X, y), 0) >= len(X)  # one chunk here
     for chunk in (1, 4, 10):  # 11 samples: chunks that do not divide N
-        monkeypatch.setattr(matrices, "_carried_chunk", lambda net, bp, paths, c=chunk: c)
+        monkeypatch.setattr(matrices, "_carried_chunk", lambda net, bp, layer, c=chunk: c)
         parts = ms.splitting_matrices(net, X, y, 0)
         assert np.allclose(parts, whole, rtol=1e-12, atol=1e-14 * np.max(np.abs(whole)))
 
 
 def test_the_chunk_follows_the_memory_cap(monkeypatch):
-    # per sample: the forward caches of the path's layers, and 5 copies of one unit's maps
+    # per sample: 6 copies of one unit's maps (H W d) and 3 arrays of all n units' (n H W)
     from minisplit.splitting import matrices
 
     net = ms.dscnn(width=[3, 4], n_blocks=1, input_shape=(1, 9, 6), seed=0)
     X = np.random.default_rng(0).standard_normal((4, 1, 9, 6))
     net = ms.set_running_statistics(net, X).set_mode("eval")
     bp = net.backprop(X, np.zeros(4, dtype=int))
-    paths = {0: matrices._carried_path(net, 0)}
-    assert paths == {0: [1]}
-    cols, Z, _, A, bn_cache = bp.caches[0]
-    X1, Z1, _, A1, bn_cache1 = bp.caches[1]
-    caches = sum(a.nbytes for a in (cols, Z, A, bn_cache.Zh, bn_cache.s, bn_cache.mean,
-                                    bn_cache.var, X1, Z1, A1, bn_cache1.Zh, bn_cache1.s,
-                                    bn_cache1.mean, bn_cache1.var))
-    H, W = bp.douts[0].shape[2:]
-    per_sample = -(-caches // 4) + 5 * 8 * H * W * net.layers[0].neuron_dim
+    n, H, W = bp.douts[0].shape[1:]
+    per_sample = 8 * H * W * (6 * net.layers[0].neuron_dim + 3 * n)
     monkeypatch.setattr(matrices, "CARRIED_BYTES", 3 * per_sample)
-    assert matrices._carried_chunk(net, bp, paths) == 3
+    assert matrices._carried_chunk(net, bp, 0) == 3
     monkeypatch.setattr(matrices, "CARRIED_BYTES", 1)
-    assert matrices._carried_chunk(net, bp, paths) == 1
+    assert matrices._carried_chunk(net, bp, 0) == 1
 
 
 def test_indices_of_several_layers_equal_one_call_per_layer():
@@ -368,13 +360,13 @@ def test_indices_of_several_layers_equal_one_call_per_layer():
 
 def _chunk_of(matrices, net, bp, layer, samples):
     """The CARRIED_BYTES that gives chunks of ``samples`` samples at ``layer``."""
-    return samples * matrices._carried_bytes(net, bp, {layer: matrices._carried_path(net, layer)})
+    return samples * matrices._carried_bytes(net, bp, layer)
 
 
 @pytest.mark.parametrize("layer", [0, 2])
 def test_chunks_within_the_cap_equal_the_whole_batch_for_both_solvers(monkeypatch, layer):
-    # 11 samples in chunks of 3 (the last one 2): each chunk's own forward pass and its rows
-    # of the whole batch's gradient; the matrix-free product forms the carried part alike
+    # 11 samples in chunks of 3 (the last one 2), each its rows of the whole batch's caches
+    # and gradients; the matrix-free product forms the carried part alike
     from minisplit.splitting import matrices
 
     net = ms.dscnn(width=[3, 4, 2], n_blocks=2, input_shape=(1, 9, 6), seed=0)
@@ -385,20 +377,20 @@ def test_chunks_within_the_cap_equal_the_whole_batch_for_both_solvers(monkeypatc
     whole = ms.splitting_matrices(net, X, y, layer)
     V = rng.standard_normal(whole.shape[:2])
     monkeypatch.setattr(matrices, "CARRIED_BYTES", _chunk_of(matrices, net, bp, layer, 3))
-    assert matrices._carried_chunk(net, bp, {layer: matrices._carried_path(net, layer)}) == 3
+    assert matrices._carried_chunk(net, bp, layer) == 3
     parts = ms.splitting_matrices(net, X, y, layer)
     scale = np.max(np.abs(whole))
     assert np.allclose(parts, whole, rtol=1e-12, atol=1e-13 * scale)
-    carried = matrices._carried_matrices(net, bp, X, [layer])
+    carried = matrices._carried_matrices(net, bp, [layer])
     product = matrices._layer_operator(net, bp, layer, None, carried)(V)
     assert np.allclose(product, np.einsum("cij,cj->ci", whole, V), rtol=1e-12,
                        atol=1e-13 * scale * np.max(np.abs(V)))
 
 
-def test_train_mode_chunks_without_batch_norm_and_one_chunk_with_it(monkeypatch):
-    # without BN each sample's forward pass is its own in train mode too; with a train-mode
-    # BN before the neuron the batch's statistics couple the samples: the batch stays whole
-    # (a chunk's own pass would normalise by the chunk's statistics and change S)
+def test_chunks_take_rows_of_the_whole_batch_so_train_mode_batch_norm_stays_exact(monkeypatch):
+    # a train-mode BN before the neuron couples the samples through the batch statistics:
+    # S of the batch is not the mean of the samples' own S. The chunks slice the one pass's
+    # caches and gradients, so their sum is exact there too
     from minisplit.layers import Conv2d, DepthwiseConv2d, GlobalAvgPool2d
     from minisplit.splitting import matrices
 
@@ -413,11 +405,15 @@ def test_train_mode_chunks_without_batch_norm_and_one_chunk_with_it(monkeypatch)
                   GlobalAvgPool2d(), ms.layers.Dense(4, 3, "identity", seed=5)]
         net = ms.Network(layers, "cross_entropy")  # train mode
         whole = ms.splitting_matrices(net, X, y, 1)
+        scale = np.max(np.abs(whole))
+        alone = sum(ms.splitting_matrices(net, X[i : i + 1], y[i : i + 1], 1)
+                    for i in range(len(X))) / len(X)
+        assert np.allclose(alone, whole, rtol=1e-12, atol=1e-13 * scale) is not batch_norm
         monkeypatch.setattr(matrices, "CARRIED_BYTES", 1)  # chunks of one sample
-        assert matrices._samples_apart(net, 2) is not batch_norm
+        assert matrices._carried_chunk(net, net.backprop(X, y), 1) == 1
         parts = ms.splitting_matrices(net, X, y, 1)
         monkeypatch.undo()
-        assert np.allclose(parts, whole, rtol=1e-12, atol=1e-13 * np.max(np.abs(whole)))
+        assert np.allclose(parts, whole, rtol=1e-12, atol=1e-13 * scale)
 
 
 def test_the_carried_part_stays_within_the_cap_whatever_the_batch(monkeypatch):
@@ -432,7 +428,7 @@ def test_the_carried_part_stays_within_the_cap_whatever_the_batch(monkeypatch):
     cap = _chunk_of(matrices, net, bp, 0, 20)  # 30 chunks; one map array of the batch: 6 cap
     monkeypatch.setattr(matrices, "CARRIED_BYTES", cap)
     tracemalloc.start()
-    matrices._carried_matrices(net, bp, X, [0])
+    matrices._carried_matrices(net, bp, [0])
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     # the chunk's maps and working copies (the cap), its forward caches (less than the maps)

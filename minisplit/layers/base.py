@@ -344,13 +344,13 @@ class NeuronLayer(Layer):
         batch-normalised layer's gamma and beta)."""
         return sum(p.size for p in self.params) // self.n_neurons
 
-    def output_jacobian(self, cache):
+    def output_jacobian(self, cache, samples=slice(None)):
         """``unit -> (H, W, N, d)``: J[y, x, n, :] = d a_u(x_n)[y, x] / d theta_u, the gradient
         of each entry of unit u's output map with respect to its own neuron's parameters (a
         layer whose units a unit-carrying layer reads non-linearly needs it for its splitting
-        matrices: docs/splitting.md, "Separable blocks"). The function is set up once per
-        cache and gives one unit's maps at a time, the samples and the d directions
-        innermost."""
+        matrices: docs/splitting.md, "Separable blocks"), for the ``samples`` (a slice of the
+        cache's). The function is set up once and gives one unit's maps at a time, the
+        samples and the d directions innermost."""
         raise NotImplementedError(
             f"{type(self).__name__} has no output Jacobian: its splitting matrices cannot be "
             "read through a unit-carrying layer"
@@ -522,11 +522,12 @@ class UnitCarryingLayer(Layer):
     at eps = 0). Its number of units is its input's: it cannot grow on its own.
     """
 
-    def carry_jacobian(self, dA, cache):
+    def carry_jacobian(self, dA, cache, samples=slice(None)):
         """``(J, unit, need_out) -> (C, Jz, J_out)``: how the splitting matrices of the neuron
         layer before see this layer's curvature (docs/splitting.md, "Separable blocks").
 
-        Set up once per cache (``dA`` the gradient at this layer's output), the function
+        Set up once for the ``samples`` (a slice of the cache's; ``dA`` the gradient at this
+        layer's output, of every sample), the function
         takes ``J`` (H, W, N, d), as :meth:`NeuronLayer.output_jacobian` gives it: the
         gradient of each entry of the input map of unit u with respect to the neuron
         parameters theta_u. It returns ``Jz`` (M, d), that of this layer's pre-activation,

@@ -156,25 +156,28 @@ class SlidingWindow:
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
         return (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
 
-    def _coefficients(self, dA, cache, d2f):
+    def _coefficients(self, dA, cache, d2f, samples=slice(None)):
         """C[m, i] = g_{m,i} f''(z_{m,i}) (M, n), rows m = (sample, position), times c_i^2 of a
-        folded eval-mode BN: the weights of every splitting matrix of a window layer."""
+        folded eval-mode BN: the weights of every splitting matrix of a window layer (of the
+        rows of the ``samples``, a slice, only)."""
         Z = cache[1]
         if np.shape(dA) != Z.shape:
             raise ValueError(f"dA must have the layer output's shape {Z.shape}, got {np.shape(dA)}")
         if d2f is not None and not callable(d2f):
             raise TypeError(f"d2f must be a callable z -> f''(z) or None, got {d2f!r}")
         _, _, _, A, bn_cache = _unpack(cache)
+        Z, A, dA = Z[samples], A[samples], dA[samples]
         scale = self._fold_scale(bn_cache) ** 2  # c_i^2 of the folded eval-mode BN, or 1
         rows = self.act.curvature(_rows(Z), _rows(A)) if d2f is None else d2f(_rows(Z))
         _times_rows(rows, dA)  # (M, n), fresh: Z and A are views of rows
         rows *= scale
         return rows
 
-    def _unit_slope(self, cache):
+    def _unit_slope(self, cache, samples=slice(None)):
         """f'(z) c_i (n, Ho, Wo, N), unit-major: each output entry's slope times the folded
-        eval-mode BN scale of its unit (1 without BN)."""
+        eval-mode BN scale of its unit (1 without BN), for the ``samples`` (a slice)."""
         _, Z, _, A, bn_cache = _unpack(cache)
+        Z, A = Z[samples], A[samples]
         N, _, Ho, Wo = Z.shape
         return _unit_major(_rows(self.act.slope(Z, A)) * self._fold_scale(bn_cache), N, Ho, Wo)
 
@@ -392,13 +395,13 @@ class Conv2d(SlidingWindow, BatchNormMixin, NeuronLayer, ReadingLayer):
             return bn.outer_operator(cols, C)
         return biased_outer_operator(cols, C)
 
-    def output_jacobian(self, cache):
+    def output_jacobian(self, cache, samples=slice(None)):
         """``unit -> (Ho, Wo, N, d)``: J[y, x, n, :] = f'(z) c_u h~, h~ the patch of sample n at
-        position (y, x) with a 1 (h alone, times the folded BN scale c_u, with batch norm)."""
-        cols, Z = cache[0], cache[1]
-        N, _, Ho, Wo = Z.shape
-        slope = self._unit_slope(cache)  # (n, Ho, Wo, N)
-        H = cols.reshape(N, Ho, Wo, -1).transpose(1, 2, 0, 3)  # (Ho, Wo, N, K), a view
+        position (y, x) with a 1 (h alone, times the folded BN scale c_u, with batch norm),
+        for the ``samples`` (a slice)."""
+        cols, (Ho, Wo) = cache[0][samples], cache[1].shape[2:]
+        slope = self._unit_slope(cache, samples)  # (n, Ho, Wo, N)
+        H = cols.reshape(-1, Ho, Wo, cols.shape[2]).transpose(1, 2, 0, 3)  # (Ho, Wo, N, K)
         if self.batch_norm:  # copied once for every unit, contiguous as the maps
             H = np.ascontiguousarray(H)  # (Ho, Wo, N, d)
         else:  # h~ = [h, 1]

@@ -254,33 +254,36 @@ class DepthwiseConv2d(SlidingWindow, BatchNormMixin, NeuronLayer, UnitCarryingLa
     def _resized(self, n):
         return {"channels": n}
 
-    def _inputs(self, cache):
-        """h~_{m,c} (M, C, d): channel c's patch at row m, with a 1 for the bias (not with BN)."""
-        cols = self._cols(cache[0])  # (M, C, T), from the cached input
+    def _inputs(self, X):
+        """h~_{m,c} (M, C, d): channel c's patch of X at row m, with a 1 for the bias (not with
+        BN)."""
+        cols = self._cols(X)  # (M, C, T)
         if self.batch_norm:
             return cols
         return np.concatenate([cols, np.ones(cols.shape[:2] + (1,))], axis=2)  # (M, C, T + 1)
 
     def splitting_matrices(self, dA, cache, d2f=None):
         C = self._coefficients(dA, cache, d2f)  # (M, C)
-        H = self._inputs(cache)  # (M, C, d)
+        H = self._inputs(cache[0])  # (M, C, d), from the cached input
         return np.einsum("mc,mci,mcj->cij", C, H, H)  # (C, d, d)
 
     def splitting_operator(self, dA, cache, d2f=None):
         C = self._coefficients(dA, cache, d2f)  # (M, C), once for every product
-        H = self._inputs(cache)  # (M, C, d)
+        H = self._inputs(cache[0])  # (M, C, d), from the cached input
 
         def product(V):
             return np.einsum("mc,mcd->cd", np.einsum("mcd,cd->mc", H, V) * C, H)  # (C, d)
 
         return product
 
-    def output_jacobian(self, cache):
+    def output_jacobian(self, cache, samples=slice(None)):
         """``unit -> (Ho, Wo, N, d)``: J[y, x, n, :] = f'(z) c_c h~, channel c's own patch at
-        (n, y, x) with a 1 (alone, times the folded BN scale c_c, with batch norm)."""
-        N, C, Ho, Wo = cache[1].shape
-        slope = self._unit_slope(cache)  # (C, Ho, Wo, N)
-        H = self._inputs(cache).reshape(N, Ho, Wo, C, -1)  # (N, Ho, Wo, C, d)
+        (n, y, x) with a 1 (alone, times the folded BN scale c_c, with batch norm), for the
+        ``samples`` (a slice)."""
+        _, C, Ho, Wo = cache[1].shape
+        slope = self._unit_slope(cache, samples)  # (C, Ho, Wo, N)
+        N = slope.shape[-1]
+        H = self._inputs(cache[0][samples]).reshape(N, Ho, Wo, C, -1)  # (N, Ho, Wo, C, d)
 
         def maps(unit):
             J = np.empty((Ho, Wo, N, H.shape[-1]))  # contiguous whatever H's layout
@@ -295,13 +298,15 @@ class DepthwiseConv2d(SlidingWindow, BatchNormMixin, NeuronLayer, UnitCarryingLa
 
     # ---- UnitCarryingLayer: surgery of the layer before (docs/surgery.md) ------------------
 
-    def carry_jacobian(self, dA, cache):
+    def carry_jacobian(self, dA, cache, samples=slice(None)):
         """``(J, unit, need_out) -> (C, Jz, J_out)``: Jz = dwconv(J) without bias, each of the
         d direction maps (H, W, N, d) of the unit convolved with its filter;
-        C = g f''(z) c_c^2; J_out = f'(z) c_c Jz (docs/splitting.md). Rows m = (y, x, n)."""
-        N, _, Ho, Wo = cache[1].shape
-        coefficients = _unit_major(self._coefficients(dA, cache, None), N, Ho, Wo)  # c_c^2 in
-        slope = self._unit_slope(cache)  # (C, Ho, Wo, N)
+        C = g f''(z) c_c^2; J_out = f'(z) c_c Jz (docs/splitting.md). Rows m = (y, x, n), of
+        the ``samples`` (a slice)."""
+        Ho, Wo = cache[1].shape[2:]
+        slope = self._unit_slope(cache, samples)  # (C, Ho, Wo, N)
+        N = slope.shape[-1]
+        coefficients = _unit_major(self._coefficients(dA, cache, None, samples), N, Ho, Wo)
         bands = self._bands(*cache[2][2:])
         B = bands.matrices(self.W)  # (C, Wo, kh, W)
 

@@ -16,7 +16,6 @@ splitting index; its eigenvector is the best direction.
 
 from __future__ import annotations
 
-import dataclasses
 import numbers
 import warnings
 
@@ -24,7 +23,7 @@ import numpy as np
 
 from minisplit._checks import check_choice, check_real, check_type
 from minisplit.activations import softplus_surrogate_d2
-from minisplit.layers.base import BatchNormMixin, Layer, NeuronLayer, UnitCarryingLayer
+from minisplit.layers.base import Layer, NeuronLayer, UnitCarryingLayer
 from minisplit.network import Network
 from minisplit.splitting.eigen import WHICH, dense_extreme, lanczos_extreme
 
@@ -78,14 +77,18 @@ def curvature_override(obj, relu_surrogate):
 
 
 #: Bytes held at once when the carried part of S (a layer read through a unit-carrying layer)
-#: is formed: the samples go in chunks whose forward caches and one unit's Jacobian maps (with
-#: their working copies) fit in this. Small chunks are also the fast ones, their maps staying
-#: in cache: on the DS-CNN's 2,400 clips the step took 7.9 s with 256 MiB, 7.3 s with 64 and
-#: 6.3 s with 16 (8 and 4 MiB: 7.3 s, the per-chunk overhead) (docs/splitting.md).
-CARRIED_BYTES = 16 * 2**20
-#: Working arrays of about one unit's maps' size that carrying them through a layer allocates
-#: (the maps, their padded copy, a tap's term, the convolved maps, their scaled copy).
-_CARRIED_COPIES = 5
+#: is formed: the samples go in chunks whose one-unit Jacobian maps (with their working
+#: copies) and unit-major slopes and coefficients fit in this. Small chunks are the fast
+#: ones, their maps staying in cache: the splitting step on the DS-CNN's 2,400 clips took
+#: 6.1 s with 64 MiB, 5.8 with 16, 5.4 with 4 and 5.6 with 2 (the per-chunk overhead).
+CARRIED_BYTES = 4 * 2**20
+#: Arrays of about one unit's maps' size, per sample H W d, that carrying them through a layer
+#: holds (the maps, the patches they are made of, the convolved maps, their scaled copy, the
+#: maps passed on, a pooling layer's copy).
+_CARRIED_COPIES = 6
+#: Arrays of every unit's output maps, per sample n H W, that a chunk's set-up holds (the
+#: neuron layer's slopes, the carrying layer's slopes and coefficients).
+_CARRIED_SHARED = 3
 
 
 def _carried_path(net, layer) -> list:
@@ -103,21 +106,21 @@ def _carried_path(net, layer) -> list:
     return path
 
 
-def _carried_part(net, caches, douts, layer, path) -> np.ndarray:
-    """sum_m C[m] Jz_u[m] Jz_u[m]^T for every unit u (n, d, d), summed over the unit-carrying
-    layers of ``path`` (:func:`_carried_path`).
+def _carried_part(net, bp, layer, path, samples) -> np.ndarray:
+    """sum_m C[m] Jz_u[m] Jz_u[m]^T for every unit u (n, d, d) over the rows m of the
+    ``samples`` (a slice), summed over the unit-carrying layers of ``path``
+    (:func:`_carried_path`).
 
     When a depthwise convolution (a ``UnitCarryingLayer``) reads the neuron's map through
     its own non-linear activation, the pair of offspring is averaged only at the reader, so
     S_u also holds sum_m C[m] Jz_u[m] Jz_u[m]^T for every such layer (docs/splitting.md,
     "Separable blocks"). Pooling in between is linear and passes the Jacobian maps through
     itself. One unit at a time: its maps, d times its activations, are what this costs.
-    ``caches`` and ``douts`` are indexed by layer, as in a
-    :class:`~minisplit.network.Backprop` (or a chunk's rows of one).
+    Every layer takes the samples' rows of its own cache in ``bp`` and of its gradient.
     """
     obj = net.layers[layer]
-    jacobian = obj.output_jacobian(caches[layer])  # unit -> (H, W, N, d)
-    steps = [step.carry_jacobian(douts[index], caches[index])
+    jacobian = obj.output_jacobian(bp.caches[layer], samples)  # unit -> (H, W, N_c, d)
+    steps = [step.carry_jacobian(bp.douts[index], bp.caches[index], samples)
              if isinstance(step, UnitCarryingLayer) else step
              for index in path if (step := net.layers[index].in_mode(net.mode))]
     S = np.zeros((obj.n_neurons, obj.neuron_dim, obj.neuron_dim))
@@ -132,77 +135,40 @@ def _carried_part(net, caches, douts, layer, path) -> np.ndarray:
     return S
 
 
-def _carried_chunk(net, bp, paths) -> int:
-    """Samples per chunk of the carried parts of the layers of ``paths`` ({layer: path}), within
-    :data:`CARRIED_BYTES` (:func:`_carried_bytes`)."""
-    return max(1, CARRIED_BYTES // _carried_bytes(net, bp, paths))
+def _carried_chunk(net, bp, layer) -> int:
+    """Samples per chunk of the carried part of ``layer``'s S, within :data:`CARRIED_BYTES`
+    (:func:`_carried_bytes`)."""
+    return max(1, CARRIED_BYTES // _carried_bytes(net, bp, layer))
 
 
-def _carried_bytes(net, bp, paths) -> int:
-    """Bytes per sample of the carried parts of the layers of ``paths``: the chunk's forward
-    caches of the layers from the first to the end of the last path, and the largest of the
-    layers' one-unit maps with their working copies."""
-    N = bp.douts[0].shape[0]
-    first, last = min(paths), max(path[-1] for path in paths.values())
-    caches = -(-sum(_nbytes(cache) for cache in bp.caches[first : last + 1]) // N)  # ceil
-    maps = max(_CARRIED_COPIES * 8 * int(np.prod(bp.douts[layer].shape[2:]))  # H W of a unit
-               * net.layers[layer].neuron_dim for layer in paths)
-    return caches + maps
+def _carried_bytes(net, bp, layer) -> int:
+    """Bytes per sample of the carried part of ``layer``'s S: copies of one unit's maps
+    (H W d) and the chunk's unit-major arrays of all n units (n H W)."""
+    n, *maps = bp.douts[layer].shape[1:]  # the neuron layer's output (N, n, H, W)
+    d = net.layers[layer].neuron_dim
+    return 8 * int(np.prod(maps)) * (_CARRIED_COPIES * d + _CARRIED_SHARED * n)
 
 
-def _nbytes(value) -> int:
-    """Bytes of the arrays in a forward cache (tuples, lists and dataclasses of arrays)."""
-    if isinstance(value, np.ndarray):
-        return value.nbytes
-    if isinstance(value, (tuple, list)):
-        return sum(_nbytes(item) for item in value)
-    if dataclasses.is_dataclass(value):
-        return sum(_nbytes(getattr(value, f.name)) for f in dataclasses.fields(value))
-    return 0
-
-
-def _samples_apart(net, last) -> bool:
-    """Whether the forward pass through ``net.layers[: last + 1]`` treats each sample alone:
-    in eval mode, or without batch norm (train-mode BN normalises by the batch's statistics,
-    which a chunk's own pass would not reproduce)."""
-    return net.mode == "eval" or not any(
-        isinstance(obj, BatchNormMixin) and obj.batch_norm for obj in net.layers[: last + 1]
-    )
-
-
-def _carried_matrices(net, bp, X, layers) -> dict:
+def _carried_matrices(net, bp, layers) -> dict:
     """``{layer: the carried part of S (n, d, d)}`` for each of ``layers`` that a unit-carrying
-    layer reads (:func:`_carried_path`), chunk by chunk.
+    layer reads (:func:`_carried_path`), chunk by chunk of samples.
 
-    S is a sum over samples and, when the forward pass treats each sample alone
-    (:func:`_samples_apart`), sample n's term depends only on its own forward pass and its
-    own rows of the whole batch's gradients ``bp.douts``: a chunk runs its own forward pass
-    up to the last layer of the paths and takes its rows of ``douts`` (exact: no reweighting,
-    no second backward pass), and that one pass serves every layer. The chunk is the
-    :func:`_carried_chunk`; the layers, and their units, are summed one after the other, so
-    only one unit's maps are held at a time. One chunk is the whole batch's own ``bp``.
+    S is a sum over samples, and a sample's term needs only its rows of the forward caches
+    and gradients of the one forward and backward pass ``bp`` (each layer slices its own
+    cache): the chunks' sum is exact in either mode, with no second pass. A chunk is
+    :func:`_carried_chunk` samples; the layers, and their units, are summed one after the
+    other, so only one unit's maps are held at a time.
     """
-    paths = {layer: path for layer in layers if (path := _carried_path(net, layer))}
     N = bp.douts[0].shape[0]
-    chunked = {layer: path for layer, path in paths.items() if _samples_apart(net, path[-1])}
-    chunk = _carried_chunk(net, bp, chunked) if chunked else N
-    if chunk >= N:
-        chunked = {}
-    S = {layer: _carried_part(net, bp.caches, bp.douts, layer, path)
-         for layer, path in paths.items() if layer not in chunked}
-    if not chunked:
-        return S
-    X = np.asarray(X, dtype=np.float64)  # checked by the backprop that made bp
-    first, last = min(chunked), max(path[-1] for path in chunked.values())
-    for start in range(0, N, chunk):
-        rows = slice(start, start + chunk)
-        A, caches = X[rows], []
-        for index, obj in enumerate(net.layers[: last + 1]):
-            A, cache = obj.in_mode(net.mode).forward(A)
-            caches.append(cache if index >= first else None)  # only these are read
-        douts = [g[rows] for g in bp.douts[: last + 1]]  # (N_c, ...) views
-        for layer, path in chunked.items():
-            S[layer] = S.get(layer, 0.0) + _carried_part(net, caches, douts, layer, path)
+    S = {}
+    for layer in layers:
+        path = _carried_path(net, layer)
+        if not path:
+            continue
+        chunk = _carried_chunk(net, bp, layer)
+        for start in range(0, N, chunk):
+            part = _carried_part(net, bp, layer, path, slice(start, start + chunk))
+            S[layer] = S[layer] + part if layer in S else part
     return S
 
 
@@ -263,7 +229,7 @@ def splitting_matrices(net, X, y, layer, relu_surrogate=None) -> np.ndarray:
     obj = neuron_layer(net, layer)
     d2f = curvature_override(obj, relu_surrogate)
     bp = net.backprop(X, y)
-    carried = _carried_matrices(net, bp, X, [layer])
+    carried = _carried_matrices(net, bp, [layer])
     return _finite(_layer_matrices(net, bp, layer, d2f, carried), layer, X)
 
 
@@ -355,7 +321,7 @@ def splitting_indices_of_layers(
             raise ValueError(f"layers must be distinct, got {list(layers)}")
         overrides[layer] = curvature_override(neuron_layer(net, layer), relu_surrogate)
     bp = net.backprop(X, y)
-    carried = _carried_matrices(net, bp, X, overrides)  # one chunked pass for every layer
+    carried = _carried_matrices(net, bp, overrides)
     out = {}
     for layer, d2f in overrides.items():
         if solver == "dense":
