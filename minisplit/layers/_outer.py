@@ -24,8 +24,9 @@ about (1 + 1/TILE_FRACTION) n d^2 doubles besides H and C. With ``ones`` the col
 ones of h~ is a row of the tile's transposed samples: H~ is never built.
 
 For few, wide neurons (d > PER_NEURON_RATIO n) the tiles' M d(d+1)/2 entries cost more than
-the symmetry saves, and S comes from per-neuron products instead: per block of samples,
-``(C[:, i] * H)^T H`` for all i in one product of the scaled inputs side by side.
+the symmetry saves, and S comes from per-neuron products instead: per block of samples and
+of columns, ``(C[:, i] * H[:, j0:j1])^T H[:, j0:]`` for all i in one product of the scaled
+inputs side by side (the upper block rows; the rest mirrored).
 
 The product
 S_i v_i for all i without forming S (nor H~, a copy of the inputs with a column of ones):
@@ -51,10 +52,14 @@ TILE_FRACTION = 4
 #: runs far below the machine's matrix-product speed when it is short.
 MIN_CHUNK_ROWS = 512
 #: Per-neuron products instead of the triangle's tiles when d > PER_NEURON_RATIO * n: the
-#: tiles write M d(d+1)/2 entries, the per-neuron products' scaled inputs M n d (for twice
-#: the flops), so with few, wide neurons the tiles are the cost (measured crossover near
-#: d = 2.5 n on 2 cores: docs/splitting.md, section 10).
+#: tiles write M d(d+1)/2 entries, the per-neuron products' scaled inputs M n d (for up to
+#: twice the flops), so with few, wide neurons the tiles are the cost (measured crossover
+#: between d = 2.5 n and 3 n on 2 cores: docs/splitting.md, section 10).
 PER_NEURON_RATIO = 2.5
+#: Columns per block of the per-neuron products (upper block rows only): measured on 2 cores,
+#: 48 took d = 72, 144, 300 and 1024 12 to 30 % below one block of all d columns, and 32 or
+#: 64 were no faster (docs/splitting.md, section 10).
+PER_NEURON_WIDTH = 48
 
 
 def weighted_outer_sum(H, C, ones=False) -> np.ndarray:
@@ -129,24 +134,26 @@ def _triangle_sum(H, C, ones, budget) -> np.ndarray:
 
 
 def _per_neuron_sum(H, C, ones, budget) -> np.ndarray:
-    """:func:`weighted_outer_sum` as S_i = (H * C[:, i])^T H, all n in one product per block
-    of samples: the scaled inputs of every neuron side by side, (m, n k), times H (m, k).
-    With ``ones`` the bias row and column are H^T C and the column sums of C."""
+    """:func:`weighted_outer_sum` as S_i = (H * C[:, i])^T H, by blocks of samples and, in each,
+    blocks of about PER_NEURON_WIDTH columns: block j's scaled inputs of all n neurons side by
+    side, (m, n w_j), times H[:, j0:] are the upper block row of every S_i (the symmetry saves
+    up to half the flops; the rest is mirrored). With ``ones`` the bias row and column are
+    H^T C and the column sums of C."""
     M, k = H.shape
     n = C.shape[1]
     rows = max(1, min(M, max(MIN_CHUNK_ROWS, budget // (8 * n * k))))
-    G = np.empty((n * k, k))  # the (k, k) blocks of every S_i, stacked
-    product = np.empty((n * k, k)) if M > rows else None
-    scaled = np.empty((rows, n, k))  # row m: C[m, i] H[m] for every i
+    edges = np.linspace(0, k, max(1, round(k / PER_NEURON_WIDTH)) + 1).astype(int)
+    G = np.zeros((n, k, k))  # the upper block rows of every S_i's (k, k) part
+    scaled = np.empty(rows * n * k)  # a block's scaled inputs, reused
     for start in range(0, M, rows):
         Hm = np.ascontiguousarray(H[start : start + rows])  # (a copy only of a strided H)
         Cm = C[start : start + rows]
-        Wm = np.multiply(Cm[:, :, None], Hm[:, None, :], out=scaled[: Hm.shape[0]])
-        out = G if start == 0 else product
-        np.matmul(Wm.reshape(Hm.shape[0], n * k).T, Hm, out=out)
-        if start:
-            G += out
-    G = _mirror_upper(G.reshape(n, k, k))  # exactly symmetric: rounding differs across j, k
+        m = Hm.shape[0]
+        for j0, j1 in zip(edges[:-1], edges[1:]):
+            W = scaled[: m * n * (j1 - j0)].reshape(m, n, j1 - j0)  # C[m, i] H[m, j0:j1]
+            np.multiply(Cm[:, :, None], Hm[:, None, j0:j1], out=W)
+            G[:, j0:j1, j0:] += (W.reshape(m, -1).T @ Hm[:, j0:]).reshape(n, j1 - j0, k - j0)
+    G = _mirror_upper(G)  # exactly symmetric: rounding differs across j, k
     if not ones:
         return G
     S = np.empty((n, k + 1, k + 1))
