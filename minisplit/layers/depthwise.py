@@ -280,15 +280,15 @@ class DepthwiseConv2d(SlidingWindow, BatchNormMixin, NeuronLayer, UnitCarryingLa
         """``unit -> (Ho, Wo, N, d)``: J[y, x, n, :] = f'(z) c_c h~, channel c's own patch at
         (n, y, x) with a 1 (alone, times the folded BN scale c_c, with batch norm), for the
         ``samples`` (a slice)."""
-        _, C, Ho, Wo = cache[1].shape
+        X, (Ho, Wo) = cache[0][samples], cache[1].shape[2:]
         slope = self._unit_slope(cache, samples)  # (C, Ho, Wo, N)
-        N = slope.shape[-1]
-        H = self._inputs(cache[0][samples]).reshape(N, Ho, Wo, C, -1)  # (N, Ho, Wo, C, d)
 
-        def maps(unit):
-            J = np.empty((Ho, Wo, N, H.shape[-1]))  # contiguous whatever H's layout
-            return np.multiply(slope[unit][..., None], H[:, :, :, unit].transpose(1, 2, 0, 3),
-                               out=J)
+        def maps(unit):  # channel c's patches only: (N, P, T)
+            H = _patches(X[:, unit : unit + 1], self.kernel_size, self.stride, self.padding)
+            if not self.batch_norm:
+                H = np.concatenate([H, np.ones((*H.shape[:2], 1))], axis=2)  # (N, P, d)
+            H = H.reshape(X.shape[0], Ho, Wo, -1).transpose(1, 2, 0, 3)  # (Ho, Wo, N, d)
+            return np.multiply(slope[unit][..., None], H, out=np.empty(H.shape))
 
         return maps
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from minisplit._checks import check_choice, check_real, check_type
 from minisplit.activations import softplus_surrogate_d2
-from minisplit.layers.base import Layer, NeuronLayer, UnitCarryingLayer
+from minisplit.layers.base import NeuronLayer, UnitCarryingLayer
 from minisplit.network import Network
 from minisplit.splitting.eigen import WHICH, dense_extreme, lanczos_extreme
 
@@ -120,17 +120,17 @@ def _carried_part(net, bp, layer, path, samples) -> np.ndarray:
     """
     obj = net.layers[layer]
     jacobian = obj.output_jacobian(bp.caches[layer], samples)  # unit -> (H, W, N_c, d)
-    steps = [step.carry_jacobian(bp.douts[index], bp.caches[index], samples)
-             if isinstance(step, UnitCarryingLayer) else step
-             for index in path if (step := net.layers[index].in_mode(net.mode))]
+    between = [net.layers[index].in_mode(net.mode) for index in path]
+    carry = {index: step.carry_jacobian(bp.douts[index], bp.caches[index], samples)
+             for index, step in zip(path, between) if isinstance(step, UnitCarryingLayer)}
     S = np.zeros((obj.n_neurons, obj.neuron_dim, obj.neuron_dim))
     for unit in range(obj.n_neurons):
         J = jacobian(unit)
-        for k, step in enumerate(steps):
-            if isinstance(step, Layer):  # linear, channel-separate: the d maps as channels
+        for index, step in zip(path, between):
+            if index not in carry:  # linear, channel-separate: the d maps ride as channels
                 J = step.forward(J.transpose(2, 3, 0, 1))[0].transpose(2, 3, 0, 1)
                 continue
-            C, Jz, J = step(J, unit, need_out=k < len(steps) - 1)
+            C, Jz, J = carry[index](J, unit, need_out=index != path[-1])
             S[unit] += (Jz.T * C) @ Jz  # (d, d)
     return S
 
