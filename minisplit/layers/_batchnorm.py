@@ -54,18 +54,13 @@ def _project(u, Zh):
     return u - _mean(u) - Zh * (column_dots(Zh, u) / u.shape[0])
 
 
-def statistics(Z):
-    """``(mean, biased variance)`` per column of Z (M, c): the batch statistics."""
-    mu = _mean(Z)  # (c,)
-    centred = Z - mu  # (M, c)
-    return mu, column_dots(centred, centred) / Z.shape[0]
-
-
 def forward(Z, gamma, beta, mode, running_mean, running_var, eps):
-    """``(Y, cache)``: Y = gamma (Z - mu) s + beta with the mode's statistics."""
-    mu, var = statistics(Z) if mode == "train" else (running_mean, running_var)
-    s = 1.0 / np.sqrt(var + eps)  # (c,)
+    """``(Y, cache)``: Y = gamma (Z - mu) s + beta with the mode's statistics (train mode: the
+    batch's mean and biased variance, the variance from the centred rows it keeps)."""
+    mu = _mean(Z) if mode == "train" else running_mean  # (c,)
     Zh = np.subtract(Z, mu)  # (M, c), then scaled in place: each temporary is a memory pass
+    var = column_dots(Zh, Zh) / Z.shape[0] if mode == "train" else running_var  # (c,)
+    s = 1.0 / np.sqrt(var + eps)  # (c,)
     Zh *= s
     Y = np.multiply(Zh, gamma)  # (M, c)
     Y += beta

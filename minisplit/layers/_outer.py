@@ -41,6 +41,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from minisplit.layers._columns import column_sums
+
 #: Most bytes of the tile of outer products (triangle columns x samples) held at once.
 CHUNK_BYTES = 32 * 2**20
 #: Fewest bytes of the tile, whatever the size of S.
@@ -161,7 +163,7 @@ def _per_neuron_sum(H, C, ones, budget) -> np.ndarray:
     HC = (H.T @ C).T  # (n, k): sum_m C[m, i] H[m]
     S[:, :k, k] = HC
     S[:, k, :k] = HC
-    S[:, k, k] = C.sum(axis=0)
+    S[:, k, k] = column_sums(C)
     return S
 
 

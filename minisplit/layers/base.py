@@ -527,14 +527,13 @@ class UnitCarryingLayer(Layer):
         layer before see this layer's curvature (docs/splitting.md, "Separable blocks").
 
         Set up once for the ``samples`` (a slice of the cache's; ``dA`` the gradient at this
-        layer's output, of every sample), the function
-        takes ``J`` (H, W, N, d), as :meth:`NeuronLayer.output_jacobian` gives it: the
-        gradient of each entry of the input map of unit u with respect to the neuron
-        parameters theta_u. It returns ``Jz`` (M, d), that of this layer's pre-activation,
-        and ``C`` (M,) = g f''(z) (times a folded BN's scale squared), rows m = (y, x, n)
-        alike, so that sum_m C[m] Jz[m] Jz[m]^T is this layer's term of S_u; and ``J_out``
-        (Ho, Wo, N, d), the gradient of the output map, for the next carrying layer (None
-        unless ``need_out``)."""
+        layer's output, of every sample), the function takes ``J`` (H, W, N, d), as
+        :meth:`NeuronLayer.output_jacobian` gives it: the gradient of each entry of the input
+        map of unit u with respect to the neuron parameters theta_u. It returns ``Jz`` (M, d),
+        that of this layer's pre-activation, and ``C`` (M,) = g f''(z) (times a folded BN's
+        scale squared), rows m = (y, x, n) alike, so that sum_m C[m] Jz[m] Jz[m]^T is this
+        layer's term of S_u; and ``J_out`` (Ho, Wo, N, d), the gradient of the output map,
+        for the next carrying layer (None unless ``need_out``)."""
         raise NotImplementedError
 
     def with_units(self, parents) -> UnitCarryingLayer:
