@@ -14,14 +14,14 @@ T = d(d+1)/2 index pairs j_t <= k_t (row j of the triangle is the d - j columns
     S[:, j_t, k_t] = (C^T P)[:, t]
 
 which costs 2 M n T = M n d(d+1) flops (symmetry halves the work). P is never
-held whole: it is built tile by tile, at least MIN_CHUNK_ROWS samples times as
+held whole: it is built tile by tile, a chunk of at least MIN_CHUNK_ROWS samples times as
 many triangle rows as fit in the tile's budget, into one reused buffer by d slice
 products (no index arrays, each writing contiguous rows of the transposed tile
-P^T), and each tile's product is added into the block of S it belongs to (one reused
-product array; the first tile's product is written into the block). The budget
-is S's bytes over TILE_FRACTION, between MIN_TILE_BYTES and CHUNK_BYTES, so memory is
-about (1 + 1/TILE_FRACTION) n d^2 doubles besides H and C. With ``ones`` the column of
-ones of h~ is a row of the tile's transposed samples: H~ is never built.
+P^T), and each tile's product (one reused array) is added into the rows of S it belongs
+to. The budget is S's bytes over TILE_FRACTION, between
+MIN_TILE_BYTES and CHUNK_BYTES, so memory is about (1 + 1/TILE_FRACTION) n d^2 doubles
+besides H and C. With ``ones`` the column of ones of h~ is a row of the chunk's
+transposed samples: H~ is never built.
 
 For few, wide neurons (d > PER_NEURON_RATIO n) the tiles' M d(d+1)/2 entries cost more than
 the symmetry saves, and S comes from per-neuron products instead: per block of samples and
@@ -47,9 +47,10 @@ from minisplit.layers._columns import column_sums
 CHUNK_BYTES = 32 * 2**20
 #: Fewest bytes of the tile, whatever the size of S.
 MIN_TILE_BYTES = 2**20
-#: The tile (and the block of S it adds to) takes at most S's bytes over this, so that
-#: forming S peaks at about (1 + 1/TILE_FRACTION) times S plus the coefficients C.
-TILE_FRACTION = 4
+#: The tile takes at most S's bytes over this, so that forming S peaks at about
+#: (1 + 1/TILE_FRACTION) times S plus the coefficients C (8: 1.44 x S with C at N = 4096,
+#: d = 129, n = 128, 4-7 % slower than 4 at 1.60 x S; docs/splitting.md, section 10).
+TILE_FRACTION = 8
 #: Fewest samples per tile: the inner dimension of the tile's matrix product, which
 #: runs far below the machine's matrix-product speed when it is short.
 MIN_CHUNK_ROWS = 512
@@ -106,32 +107,30 @@ def _triangle_sum(H, C, ones, budget) -> np.ndarray:
     T = d * (d + 1) // 2
     chunk = max(1, min(M, max(MIN_CHUNK_ROWS, budget // (8 * T))))  # samples per tile
     width = max(d, min(budget // (8 * chunk), budget // (8 * n)))  # triangle columns per tile
-    S = np.empty((n, d, d))  # the upper triangle is written, then mirrored
-    Ht = np.empty((d, chunk))  # the tile's samples, transposed, with the row of ones
+    runs = [(j0, j1, _triangle_offset(d, j0)) for j0, j1 in _triangle_rows(d, width)]
+    widest = max(_triangle_offset(d, j1) - offset for _, j1, offset in runs)
+    S = np.zeros((n, d, d))  # each tile's product is added to its rows of the upper triangle
+    Ht = np.empty((d, chunk))  # a chunk's samples, transposed, with the row of ones
     if ones:
         Ht[-1] = 1.0
-    buffer = np.empty(min(T, width) * chunk)  # the tile P^T, reused
-    products = np.empty((n, min(T, width)))  # a tile's product, reused
-    for j0, j1 in _triangle_rows(d, width):
-        offset = _triangle_offset(d, j0)
-        columns = _triangle_offset(d, j1) - offset
-        block = np.empty((n, columns))  # S[:, j, j:] for j0 <= j < j1, side by side
-        for start in range(0, M, chunk):
-            m = min(chunk, M - start)
-            Hm = Ht[:, :m]
-            Hm[: d - bool(ones)] = H[start : start + m].T
+    buffer = np.empty(widest * chunk)  # the tile P^T, reused
+    products = np.empty(n * widest)  # a tile's product, reused
+    for start in range(0, M, chunk):
+        m = min(chunk, M - start)
+        Hm = Ht[:, :m]
+        Hm[: d - bool(ones)] = H[start : start + m].T  # once per chunk, for all its tiles
+        Cm = C[start : start + m].T
+        for j0, j1, offset in runs:
+            columns = _triangle_offset(d, j1) - offset
             Pt = buffer[: columns * m].reshape(columns, m)  # contiguous for BLAS
             for j in range(j0, j1):
                 t = _triangle_offset(d, j) - offset
                 np.multiply(Hm[j], Hm[j:], out=Pt[t : t + d - j])  # contiguous rows
-            # (n, columns) C^T P^T: faster than Pt @ C; the first tile's into the block
-            out = block if start == 0 else products[:, :columns]
-            np.matmul(C[start : start + m].T, Pt.T, out=out)
-            if start:
-                block += out
-        for j in range(j0, j1):
-            t = _triangle_offset(d, j) - offset
-            S[:, j, j:] = block[:, t : t + d - j]
+            out = products[: n * columns].reshape(n, columns)
+            np.matmul(Cm, Pt.T, out=out)  # (n, columns) C^T P^T: faster than Pt @ C
+            for j in range(j0, j1):
+                t = _triangle_offset(d, j) - offset
+                S[:, j, j:] += out[:, t : t + d - j]
     return _mirror_upper(S)
 
 
