@@ -23,10 +23,10 @@ MIN_TILE_BYTES and CHUNK_BYTES, so memory is about (1 + 1/TILE_FRACTION) n d^2 d
 besides H and C. With ``ones`` the column of ones of h~ is a row of the chunk's
 transposed samples: H~ is never built.
 
-For few, wide neurons (d > PER_NEURON_RATIO n) the tiles' M d(d+1)/2 entries cost more than
-the symmetry saves, and S comes from per-neuron products instead: per block of samples and
-of columns, ``(C[:, i] * H[:, j0:j1])^T H[:, j0:]`` for all i in one product of the scaled
-inputs side by side (the upper block rows; the rest mirrored).
+For few, wide neurons (d >= PER_NEURON_RATIO n) the tiles' M d(d+1)/2 entries cost more
+than the symmetry saves, and S comes from per-neuron products instead: per block of samples
+and of columns, ``(C[:, i] * H[:, j0:j1])^T H[:, j0:]`` for all i in one product of the
+scaled inputs stacked (the upper block rows; the rest mirrored).
 
 The product
 S_i v_i for all i without forming S (nor H~, a copy of the inputs with a column of ones):
@@ -54,15 +54,20 @@ TILE_FRACTION = 8
 #: Fewest samples per tile: the inner dimension of the tile's matrix product, which
 #: runs far below the machine's matrix-product speed when it is short.
 MIN_CHUNK_ROWS = 512
-#: Per-neuron products instead of the triangle's tiles when d > PER_NEURON_RATIO * n: the
+#: Per-neuron products instead of the triangle's tiles when d >= PER_NEURON_RATIO * n: the
 #: tiles write M d(d+1)/2 entries, the per-neuron products' scaled inputs M n d (for up to
 #: twice the flops), so with few, wide neurons the tiles are the cost (measured crossover
-#: between d = 2.5 n and 3 n on 2 cores: docs/splitting.md, section 10).
+#: between d = 2 n and 2.5 n for n = 16 or 32, above 2.5 n for n = 128, on 2 cores:
+#: docs/splitting.md, section 10).
 PER_NEURON_RATIO = 2.5
-#: Columns per block of the per-neuron products (upper block rows only): measured on 2 cores,
-#: 48 took d = 72, 144, 300 and 1024 12 to 30 % below one block of all d columns, and 32 or
-#: 64 were no faster (docs/splitting.md, section 10).
-PER_NEURON_WIDTH = 48
+#: Columns per block of the per-neuron products (upper block rows only): with blocks of 4096
+#: samples, 24 columns were 5-30 % faster than 48 at d = 72 and 144 (2 cores, 2026-12-06),
+#: and 16 no faster (docs/splitting.md, section 10).
+PER_NEURON_WIDTH = 24
+#: Most samples per block of the per-neuron products (fewer when the block's scaled inputs,
+#: n x PER_NEURON_WIDTH of them per sample, would pass CHUNK_BYTES): 4096 took the small
+#: CNN's second conv (M = 294,000, d = 72, n = 16) 25 % below 1024 and 16384.
+PER_NEURON_ROWS = 4096
 
 
 def weighted_outer_sum(H, C, ones=False) -> np.ndarray:
@@ -93,10 +98,10 @@ def weighted_outer_sum(H, C, ones=False) -> np.ndarray:
            [ 3.,  6.,  3.]])
     """
     d, n = H.shape[1] + bool(ones), C.shape[1]
+    if d >= PER_NEURON_RATIO * n:
+        return _per_neuron_sum(H, C, ones)
     C = np.ascontiguousarray(C, dtype=float)  # its row blocks, transposed, go to BLAS as is
     budget = min(CHUNK_BYTES, max(MIN_TILE_BYTES, 8 * n * d * d // TILE_FRACTION))
-    if d > PER_NEURON_RATIO * n:
-        return _per_neuron_sum(H, C, ones, budget)
     return _triangle_sum(H, C, ones, budget)
 
 
@@ -134,26 +139,28 @@ def _triangle_sum(H, C, ones, budget) -> np.ndarray:
     return _mirror_upper(S)
 
 
-def _per_neuron_sum(H, C, ones, budget) -> np.ndarray:
+def _per_neuron_sum(H, C, ones) -> np.ndarray:
     """:func:`weighted_outer_sum` as S_i = (H * C[:, i])^T H, by blocks of samples and, in each,
-    blocks of about PER_NEURON_WIDTH columns: block j's scaled inputs of all n neurons side by
-    side, (m, n w_j), times H[:, j0:] are the upper block row of every S_i (the symmetry saves
-    up to half the flops; the rest is mirrored). With ``ones`` the bias row and column are
-    H^T C and the column sums of C."""
+    blocks of about PER_NEURON_WIDTH columns: block j's scaled inputs of all n neurons stacked,
+    W[i, j, m] = C[m, i] H[m, j] (n w_j rows of the block's samples), times H[:, j0:] are the
+    upper block row of every S_i (the symmetry saves up to half the flops; the rest is
+    mirrored). The samples run along the rows of H^T and C^T, so W is written in long rows.
+    With ``ones`` the bias row and column are H^T C and the column sums of C."""
     M, k = H.shape
     n = C.shape[1]
-    rows = max(1, min(M, max(MIN_CHUNK_ROWS, budget // (8 * n * k))))
     edges = np.linspace(0, k, max(1, round(k / PER_NEURON_WIDTH)) + 1).astype(int)
+    widest = int(np.diff(edges).max())
+    rows = min(M, max(MIN_CHUNK_ROWS, min(PER_NEURON_ROWS, CHUNK_BYTES // (8 * n * widest))))
     G = np.zeros((n, k, k))  # the upper block rows of every S_i's (k, k) part
-    scaled = np.empty(rows * n * k)  # a block's scaled inputs, reused
+    scaled = np.empty(n * widest * rows)  # a block's scaled inputs W, reused
     for start in range(0, M, rows):
-        Hm = np.ascontiguousarray(H[start : start + rows])  # (a copy only of a strided H)
-        Cm = C[start : start + rows]
-        m = Hm.shape[0]
+        Ht = _long_rows(H.T[:, start : start + rows])  # (k, m)
+        Ct = _long_rows(C.T[:, start : start + rows])  # (n, m)
+        m = Ht.shape[1]
         for j0, j1 in zip(edges[:-1], edges[1:]):
-            W = scaled[: m * n * (j1 - j0)].reshape(m, n, j1 - j0)  # C[m, i] H[m, j0:j1]
-            np.multiply(Cm[:, :, None], Hm[:, None, j0:j1], out=W)
-            G[:, j0:j1, j0:] += (W.reshape(m, -1).T @ Hm[:, j0:]).reshape(n, j1 - j0, k - j0)
+            W = scaled[: n * (j1 - j0) * m].reshape(n, j1 - j0, m)
+            np.multiply(Ct[:, None], Ht[None, j0:j1], out=W)
+            G[:, j0:j1, j0:] += (W.reshape(-1, m) @ Ht[j0:].T).reshape(n, j1 - j0, k - j0)
     G = _mirror_upper(G)  # exactly symmetric: rounding differs across j, k
     if not ones:
         return G
@@ -164,6 +171,12 @@ def _per_neuron_sum(H, C, ones, budget) -> np.ndarray:
     S[:, k, :k] = HC
     S[:, k, k] = column_sums(C)
     return S
+
+
+def _long_rows(A) -> np.ndarray:
+    """A, or a copy of it whose rows are contiguous (a view of a transposed H or C is one
+    already when the layer keeps it so, as Conv2d's patches)."""
+    return A if A.strides[1] == A.itemsize else np.ascontiguousarray(A)
 
 
 def _mirror_upper(S) -> np.ndarray:
