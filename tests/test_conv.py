@@ -278,6 +278,36 @@ def test_flops_count_per_axis():
     assert GlobalAvgPool2d().flops((4, 5, 3)) == 0
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    N=st.integers(1, 5), C=st.integers(1, 3), c=st.integers(1, 3), H=st.integers(1, 6),
+    W=st.integers(1, 6), kh=st.integers(1, 3), kw=st.integers(1, 3), sh=st.integers(1, 2),
+    sw=st.integers(1, 2), ph=st.integers(0, 2), pw=st.integers(0, 2), n_pairs=st.integers(1, 2),
+    fold_rows=st.integers(1, 40), seed=st.integers(0, 2**16),
+)
+def test_fold_of_products_block_by_block_is_the_fold_of_their_sum(
+        N, C, c, H, W, kh, kw, sh, sw, ph, pw, n_pairs, fold_rows, seed):
+    """The patch gradients sum_k Wk^T Gk^T formed and folded a few samples at a time (blocks
+    of FOLD_ROWS rows, down to one sample, the last block short) equal the fold of the whole
+    sum, for any kernel, stride and padding (the pointwise conv included)."""
+    from minisplit.layers import conv
+
+    assume(H + 2 * ph >= kh and W + 2 * pw >= kw)
+    layer = Conv2d(C, c, (kh, kw), stride=(sh, sw), padding=(ph, pw))
+    Ho, Wo = layer.output_shape(H, W)
+    rng = np.random.default_rng(seed)
+    K = C * kh * kw
+    pairs = [(rng.normal(size=(c, K)), rng.normal(size=(N * Ho * Wo, c)))
+             for _ in range(n_pairs)]
+    whole = layer._fold(sum(Wk.T @ Gk.T for Wk, Gk in pairs), (N, C, H, W))
+    saved, conv.FOLD_ROWS = conv.FOLD_ROWS, fold_rows
+    try:
+        blocks = layer._fold_products(pairs, (N, C, H, W))
+    finally:
+        conv.FOLD_ROWS = saved
+    np.testing.assert_allclose(blocks, whole, rtol=1e-13, atol=1e-13 * np.abs(whole).max())
+
+
 def test_fold_is_the_adjoint_of_patch_extraction_per_axis():
     # <patches(X), G> = <X, fold(G^T)> for every X and G: the dX of the backward pass.
     rng = np.random.default_rng(1)
