@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import functools
+import threading
 
 import numpy as np
 import pytest
@@ -96,6 +97,7 @@ def failing_net(seed):
 def test_a_failing_run_fails_the_comparison_and_cancels_the_rest(problem):
     data, config = problem
     submitted = []
+    released = threading.Event()
 
     class Recording(concurrent.futures.ThreadPoolExecutor):
         def submit(self, fn, *args, **kwargs):
@@ -103,10 +105,22 @@ def test_a_failing_run_fails_the_comparison_and_cancels_the_rest(problem):
             submitted.append(future)
             return future
 
-    with Recording(1) as pool, pytest.raises(Boom, match="seed 1"):
-        compare(data, failing_net, config, ("splitting", "fixed"), range(6), executor=pool)
+    def gated_net(seed):
+        # seeds after the failing one wait until the comparison has failed, so the runs
+        # queued behind them are still queued when compare cancels (however fast a run is)
+        if seed > 1:
+            released.wait(timeout=60)
+        return failing_net(seed)
+
+    pool = Recording(1)
+    try:
+        with pytest.raises(Boom, match="seed 1"):
+            compare(data, gated_net, config, ("splitting", "fixed"), range(6), executor=pool)
+    finally:
+        released.set()
+        pool.shutdown(wait=True)
     assert len(submitted) == 6
-    assert any(f.cancelled() for f in submitted)  # the later seeds never ran
+    assert sum(f.cancelled() for f in submitted) == 3  # seeds 3, 4, 5 never ran
 
 
 def test_an_executor_must_be_an_executor(problem):
