@@ -354,19 +354,23 @@ def test_method_is_the_deprecated_spelling_of_solver():
     M=st.integers(1, 40), d=st.integers(1, 9), n=st.integers(1, 5), ones=st.booleans(),
     chunk=st.integers(1, 16), tile=st.integers(1, 400), seed=st.integers(0, 2**16),
     ratio=st.sampled_from([0.0, np.inf, 2.5]), width=st.integers(1, 4),
+    transposed=st.booleans(),
 )
 def test_weighted_outer_sum_is_the_naive_sum_for_any_tiling(M, d, n, ones, chunk, tile, seed,
-                                                            ratio, width):
+                                                            ratio, width, transposed):
     """Both kernels (the triangle's tiles, ratio inf; per-neuron products, ratio 0; the
     default choice by shape) give the naive sum for tiles of a few samples and a few
     triangle rows (down to one of each), per-neuron column blocks of a few columns, with and
-    without the implicit column of ones."""
+    without the implicit column of ones, and for H and C row-major or held transposed (as a
+    convolution's K-major patches, which the per-neuron kernel reads without a copy)."""
     from minisplit.layers import _outer
 
     rng = np.random.default_rng(seed)
     H, C = rng.normal(size=(M, d)), rng.normal(size=(M, n))
     Hb = np.hstack([H, np.ones((M, 1))]) if ones else H
     naive = np.einsum("mi,mj,mk->ijk", C, Hb, Hb)
+    if transposed:  # the same values, the samples along memory's rows
+        H, C = np.asfortranarray(H), np.asfortranarray(C)
     limits = dict(CHUNK_BYTES=8 * tile, MIN_TILE_BYTES=8, MIN_CHUNK_ROWS=chunk,
                   PER_NEURON_RATIO=ratio, PER_NEURON_WIDTH=width)
     saved = {name: getattr(_outer, name) for name in limits}

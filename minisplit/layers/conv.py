@@ -214,6 +214,13 @@ class SlidingWindow:
         rows *= scale
         return rows
 
+    def _with_bias_input(self, H) -> np.ndarray:
+        """h~ of the patches H (..., K): a 1 appended for the bias (a copy), or H itself with
+        batch norm (no bias)."""
+        if self.batch_norm:
+            return H
+        return np.concatenate([H, np.ones((*H.shape[:-1], 1))], axis=-1)  # (..., K + 1)
+
     def _unit_slope(self, cache, samples=slice(None)):
         """f'(z) c_i (n, Ho, Wo, N), unit-major: each output entry's slope times the folded
         eval-mode BN scale of its unit (1 without BN), for the ``samples`` (a slice)."""
@@ -448,10 +455,7 @@ class Conv2d(SlidingWindow, BatchNormMixin, NeuronLayer, ReadingLayer):
         cols, (Ho, Wo) = cache[0][samples], cache[1].shape[2:]
         slope = self._unit_slope(cache, samples)  # (n, Ho, Wo, N)
         H = cols.reshape(-1, Ho, Wo, cols.shape[2]).transpose(1, 2, 0, 3)  # (Ho, Wo, N, K)
-        if self.batch_norm:  # copied once for every unit, contiguous as the maps
-            H = np.ascontiguousarray(H)  # (Ho, Wo, N, d)
-        else:  # h~ = [h, 1]
-            H = np.concatenate([H, np.ones((*H.shape[:3], 1))], axis=3)  # (Ho, Wo, N, d)
+        H = np.ascontiguousarray(self._with_bias_input(H))  # (Ho, Wo, N, d), once for all units
 
         def maps(unit):
             return slope[unit][..., None] * H  # (Ho, Wo, N, d), contiguous

@@ -257,10 +257,7 @@ class DepthwiseConv2d(SlidingWindow, BatchNormMixin, NeuronLayer, UnitCarryingLa
     def _inputs(self, X):
         """h~_{m,c} (M, C, d): channel c's patch of X at row m, with a 1 for the bias (not with
         BN)."""
-        cols = self._cols(X)  # (M, C, T)
-        if self.batch_norm:
-            return cols
-        return np.concatenate([cols, np.ones(cols.shape[:2] + (1,))], axis=2)  # (M, C, T + 1)
+        return self._with_bias_input(self._cols(X))  # (M, C, d)
 
     def splitting_matrices(self, dA, cache, d2f=None):
         C = self._coefficients(dA, cache, d2f)  # (M, C)
@@ -285,8 +282,7 @@ class DepthwiseConv2d(SlidingWindow, BatchNormMixin, NeuronLayer, UnitCarryingLa
 
         def maps(unit):  # channel c's patches only: (N, P, T)
             H = _patches(X[:, unit : unit + 1], self.kernel_size, self.stride, self.padding)
-            if not self.batch_norm:
-                H = np.concatenate([H, np.ones((*H.shape[:2], 1))], axis=2)  # (N, P, d)
+            H = self._with_bias_input(H)  # (N, P, d)
             H = H.reshape(X.shape[0], Ho, Wo, -1).transpose(1, 2, 0, 3)  # (Ho, Wo, N, d)
             return np.multiply(slope[unit][..., None], H, out=np.empty(H.shape))
 

@@ -182,9 +182,9 @@ def _layer_matrices(net, bp, layer, d2f, carried) -> np.ndarray:
 def _layer_operator(net, bp, layer, d2f, carried):
     """V (n, d) -> row i: S_i V[i], with the carried terms of :func:`_layer_matrices`.
 
-    The carried part is formed once, in chunks (:func:`_carried_matrices`): its n d^2
-    numbers are N H W / d times fewer than the Jacobian maps it sums, which a product
-    would otherwise keep for the whole run.
+    The carried part, ``carried[layer]``, was formed once, in chunks, by
+    :func:`_carried_matrices`: its n d^2 numbers are N H W / d times fewer than the
+    Jacobian maps it sums, which a product would otherwise keep for the whole run.
     """
     own = net.layers[layer].splitting_operator(bp.douts[layer], bp.caches[layer], d2f)
     if layer not in carried:
